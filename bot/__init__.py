@@ -1,0 +1,1 @@
+"""Channel adapters, SMS gateways, configuration and the command line around the core."""

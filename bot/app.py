@@ -1,0 +1,30 @@
+"""Wiring: the configuration in, an open repository and a dispatcher out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from bot.config import Config, with_secret_key
+from handlers.dispatch import Dispatcher, SmsGateway
+from handlers.turn import CoreSettings
+from storage import Crypto, Repository
+
+
+@dataclass
+class App:
+    config: Config
+    repo: Repository
+    dispatcher: Dispatcher
+
+
+@asynccontextmanager
+async def open_app(config: Config, sms: SmsGateway, settings: CoreSettings | None = None) -> AsyncIterator[App]:
+    config = with_secret_key(config)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    repo = await Repository.open(config.database_path, Crypto(config.secret_key))
+    try:
+        yield App(config, repo, Dispatcher(repo, settings or config.core_settings(), sms))
+    finally:
+        await repo.close()

@@ -1,0 +1,131 @@
+"""`kiddiary-bot`: run the bot, chat with it locally, and the admin tasks (DESIGN.md, contracts)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from bot import console
+from bot.app import open_app
+from bot.config import Config, ConfigError, load_config
+from bot.sms import make_gateway
+from handlers import validation
+from handlers.normalize import fold
+from storage import School
+from storage.models import STATUSES
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kiddiary-bot", description="KidDiary registration assistant")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="run the configured channels (or the console chat when none is)")
+    commands.add_parser("chat", help="the whole registration in this terminal")
+    commands.add_parser("stats", help="registrations by status")
+    imp = commands.add_parser("import-schools", help="load the school directory from a CSV file")
+    imp.add_argument("csv", type=Path, help="columns: code,name,province,affiliation (obec/lao or สพฐ./อปท.)")
+    exp = commands.add_parser("export", help="registrations as CSV, personal data included")
+    exp.add_argument("--status", default="approved", choices=STATUSES)
+    exp.add_argument("--output", type=Path, help="file to write (default: standard output)")
+    args = parser.parse_args(argv)
+
+    try:
+        config = load_config()
+        return asyncio.run(COMMANDS[args.command](config, args))
+    except ConfigError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def run(config: Config, args: argparse.Namespace) -> int:
+    if config.telegram_enabled or config.line_enabled:
+        variable = "KIDDIARY_TELEGRAM_TOKEN" if config.telegram_enabled else "KIDDIARY_LINE_CHANNEL_SECRET"
+        raise ConfigError(variable, "this version has no Telegram or LINE adapter yet; unset it to use the console")
+    print("No chat channel is configured (KIDDIARY_TELEGRAM_TOKEN, KIDDIARY_LINE_*): starting the local console chat.")
+    return await chat(config, args)
+
+
+async def chat(config: Config, args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # In the console, the local reviewer and admin identities have their roles.
+    config = replace(config, reviewers=config.reviewers | {console.REVIEWER}, admins=config.admins | {console.ADMIN})
+    async with open_app(config, make_gateway(config)) as app:
+        await console.ConsoleChat(app.dispatcher, outbox=app.config.data_dir / "outbox").run()
+    return 0
+
+
+async def stats(config: Config, args: argparse.Namespace) -> int:
+    async with open_app(config, make_gateway(config)) as app, app.repo.transaction():
+        counts = await app.repo.count_by_status()
+    for status in STATUSES:
+        print(f"{status:15} {counts.get(status, 0):>8}")
+    print(f"{'total':15} {sum(counts.values()):>8}")
+    return 0
+
+
+AFFILIATIONS = {"obec": "obec", "สพฐ": "obec", "lao": "lao", "อปท": "lao"}
+
+
+async def import_schools(config: Config, args: argparse.Namespace) -> int:
+    """All or nothing: one bad row and nothing is imported, every bad row is listed."""
+    schools, problems = [], []
+    with args.csv.open(encoding="utf-8-sig", newline="") as f:
+        for line, row in enumerate(csv.DictReader(f), start=2):
+            affiliation = AFFILIATIONS.get(fold(row.get("affiliation") or ""))
+            code = validation.school_code(row.get("code") or "", affiliation or "lao")
+            province = validation.province(row.get("province") or "")
+            name = validation.school_name(row.get("name") or "")
+            errors = [
+                f"{column}: {value.reason}"
+                for column, value in (("code", code), ("province", province), ("name", name))
+                if isinstance(value, validation.Invalid)
+            ]
+            if affiliation is None:
+                errors.append("affiliation: not obec/lao")
+            if errors:
+                problems.append(f"line {line}: " + "; ".join(errors))
+            else:
+                schools.append(School(code, name, province, affiliation))  # type: ignore[arg-type]
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        print(f"nothing imported: {len(problems)} bad rows", file=sys.stderr)
+        return 1
+    async with open_app(config, make_gateway(config)) as app, app.repo.transaction():
+        count = await app.repo.import_schools(schools)
+    print(f"imported {count} schools")
+    return 0
+
+
+EXPORT_COLUMNS = (
+    "ref", "status", "affiliation", "school_code", "school_name", "province", "old_tsl_username",
+    "old_kiddiary_username", "officer_title", "officer_first_name", "officer_last_name", "national_id",
+    "phone", "confirmed_at",
+)
+
+
+async def export(config: Config, args: argparse.Namespace) -> int:
+    async with open_app(config, make_gateway(config)) as app, app.repo.transaction():
+        registrations = await app.repo.registrations_with_status(args.status)
+    out = args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
+    try:
+        writer = csv.writer(out)
+        writer.writerow(EXPORT_COLUMNS)
+        for reg in registrations:
+            writer.writerow([getattr(reg, column) for column in EXPORT_COLUMNS])
+    finally:
+        if args.output:
+            out.close()
+    print(f"exported {len(registrations)} {args.status} registrations", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {
+    "run": run, "chat": chat, "stats": stats, "import-schools": import_schools, "export": export,
+}

@@ -1,0 +1,1 @@
+"""The conversation core: channel-agnostic registration logic on Inbound/Outbound values."""

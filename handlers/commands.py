@@ -1,0 +1,187 @@
+"""What the officer can say at any step: back, cancel, status, help, language, start, new."""
+
+from __future__ import annotations
+
+from handlers.normalize import fold
+from handlers.steps import (
+    STEPS,
+    TOTAL_STEPS,
+    State,
+    advance,
+    ask,
+    drop_pending_code,
+    go_to,
+    previous_state,
+    step_choices,
+)
+from handlers.turn import Turn
+from storage.models import CANCELLED, DRAFT, LETTER_ISSUED
+from templates import LANGUAGES
+
+# Typed words (folded) that mean a command, in Thai and English, with or without a slash.
+WORDS: dict[str, str] = {
+    "/start": "start", "start": "start", "เริ่ม": "start", "เริ่มลงทะเบียน": "start",
+    "/back": "back", "back": "back", "ย้อนกลับ": "back", "กลับ": "back",
+    "/cancel": "cancel", "cancel": "cancel", "ยกเลิก": "cancel",
+    "/status": "status", "status": "status", "สถานะ": "status",
+    "/help": "help", "help": "help", "ช่วยเหลือ": "help", "?": "help",
+    "/new": "new", "/stats": "stats", "/lang": "lang",
+}
+YES_WORDS = frozenset({"ใช่", "yes", "y", "ตกลง", "ok"})
+
+
+def parse(text: str, payload: str | None) -> tuple[str, str] | None:
+    """(command, argument) when the message is a command, else None."""
+    if payload and payload.startswith("cmd:"):
+        return payload.removeprefix("cmd:"), ""
+    if payload:
+        return None
+    word, _, argument = fold(text).partition(" ")
+    if word in WORDS and (not argument or word == "/lang"):
+        return WORDS[word], argument.strip()
+    if word.startswith("/") and len(word) > 1:
+        return "unknown", word
+    return None
+
+
+def cancellable(turn: Turn) -> bool:
+    return turn.reg is not None and turn.reg.status in (DRAFT, LETTER_ISSUED)
+
+
+async def run(turn: Turn, command: str, argument: str) -> None:
+    await COMMANDS[command](turn, argument)
+
+
+async def start(turn: Turn, argument: str = "") -> None:
+    if turn.reg is not None and turn.conv.state != State.CONFIRMED:
+        turn.say("already_registering", ref=turn.reg.ref)
+        await ask(turn)
+        return
+    if turn.reg is not None:  # confirmed: /start shows where things stand
+        await status(turn)
+        return
+    turn.say("greeting")
+    await go_to(turn, State.CONSENT)
+
+
+async def new(turn: Turn, argument: str = "") -> None:
+    if turn.reg is not None and turn.conv.state != State.CONFIRMED:
+        turn.say("new_needs_confirm", ref=turn.reg.ref)
+        await ask(turn)
+        return
+    turn.reg, turn.conv.registration_id = None, None
+    turn.conv.editing = False
+    await go_to(turn, State.CONSENT)
+
+
+async def back(turn: Turn, argument: str = "") -> None:
+    state = State(turn.conv.state)
+    if state is State.START:
+        await start(turn)
+        return
+    if state is State.CONFIRMED:  # reopen the details; confirming again is needed
+        assert turn.reg is not None
+        turn.reg.confirmed_at = None
+        await turn.audit("reopened")
+        await go_to(turn, State.SUMMARY)
+        return
+    if turn.conv.editing:  # leave the edit: the stored answer is untouched
+        await drop_pending_code(turn)
+        turn.conv.editing = False
+        turn.say("edit_abandoned")
+        await advance(turn)
+        return
+    previous = previous_state(turn, state)
+    if previous is None:
+        turn.say("back_at_first")
+        await ask(turn)
+        return
+    await go_to(turn, previous)
+
+
+async def cancel(turn: Turn, argument: str = "") -> None:
+    if not cancellable(turn):
+        turn.say("nothing_to_cancel")
+        if turn.conv.state != State.START:
+            await ask(turn)
+        return
+    assert turn.reg is not None
+    turn.conv.confirm_cancel = True
+    turn.say(
+        "ask_cancel", ref=turn.reg.ref,
+        choices=[turn.button("btn_cancel_yes", "cancel:yes"), turn.button("btn_cancel_no", "cancel:no")],
+    )
+
+
+async def answer_cancel(turn: Turn, text: str, payload: str | None) -> bool:
+    """The reply to "really cancel?". True when it was that reply and nothing more is to be done."""
+    turn.conv.confirm_cancel = False
+    yes_labels = {fold(x) for x in turn.labels(turn.button("btn_cancel_yes", "cancel:yes"))}
+    yes = payload == "cancel:yes" or (payload is None and fold(text) in yes_labels | YES_WORDS)
+    if yes and cancellable(turn):
+        assert turn.reg is not None
+        turn.reg.status = CANCELLED
+        await turn.audit("cancelled")
+        await drop_pending_code(turn)
+        turn.say("cancelled", ref=turn.reg.ref, choices=[turn.button("btn_start", "cmd:start")])
+        turn.reg, turn.conv.registration_id = None, None
+        turn.conv.state, turn.conv.editing = State.START, False
+        return True
+    no_labels = {fold(x) for x in turn.labels(turn.button("btn_cancel_no", "cancel:no"))}
+    if payload == "cancel:no" or (payload is None and fold(text) in no_labels | {"ไม่", "no", "n"}):
+        turn.say("cancel_aborted")
+        if turn.conv.state != State.START:
+            await ask(turn)
+        return True
+    return False  # something else: treat it as an ordinary message
+
+
+async def status(turn: Turn, argument: str = "") -> None:
+    state = State(turn.conv.state)
+    reg = turn.reg
+    if reg is None:
+        turn.say("status_none", choices=[turn.button("btn_start", "cmd:start")])
+    elif state is State.CONFIRMED:
+        turn.say("status_confirmed", ref=reg.ref, school=reg.school_name,
+                 choices=[turn.button("btn_new", "cmd:new")])
+    else:
+        step = STEPS[state]
+        turn.say("status_in_progress", ref=reg.ref, n=step.number, total=TOTAL_STEPS, title=turn.t(step.title),
+                 choices=step_choices(turn, state))
+
+
+async def help_(turn: Turn, argument: str = "") -> None:
+    state = State(turn.conv.state)
+    choices = step_choices(turn, state) if state in STEPS else []
+    turn.say(f"help_{state}")
+    turn.say("help_general", choices=choices)
+
+
+async def lang(turn: Turn, argument: str = "") -> None:
+    if argument not in LANGUAGES:
+        turn.say("lang_unknown")
+        return
+    turn.conv.lang = argument
+    turn.say("lang_switched")
+    if State(turn.conv.state) in STEPS:
+        await ask(turn)
+
+
+async def stats(turn: Turn, argument: str = "") -> None:
+    if turn.inbound.sender not in turn.settings.admins:
+        turn.say("not_allowed")
+        return
+    counts = await turn.repo.count_by_status()
+    lines = "\n".join(f"• {turn.t(f'status_name_{name}')}: {n}" for name, n in sorted(counts.items()))
+    turn.say("stats", lines=lines or "-", total=sum(counts.values()))
+
+
+async def unknown(turn: Turn, argument: str) -> None:
+    state = State(turn.conv.state)
+    turn.say("unknown_command", command=argument, choices=step_choices(turn, state) if state in STEPS else ())
+
+
+COMMANDS = {
+    "start": start, "new": new, "back": back, "cancel": cancel, "status": status, "help": help_,
+    "lang": lang, "stats": stats, "unknown": unknown,
+}

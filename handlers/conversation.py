@@ -1,0 +1,81 @@
+"""One inbound message, routed: group chats, message kinds, commands, then the current step."""
+
+from __future__ import annotations
+
+from handlers import commands
+from handlers.messages import Kind
+from handlers.normalize import clean_text
+from handlers.steps import STEPS, State, ask, match_choice, step_choices, take_answer
+from handlers.turn import Turn
+from handlers.validation import MAX_MESSAGE_LENGTH
+
+_KIND_NAMES = {
+    Kind.PHOTO: "kind_photo", Kind.FILE: "kind_file", Kind.STICKER: "kind_sticker",
+    Kind.LOCATION: "kind_location", Kind.AUDIO: "kind_audio", Kind.VIDEO: "kind_video",
+    Kind.CONTACT: "kind_contact",
+}
+
+
+async def handle(turn: Turn) -> None:
+    inbound, conv = turn.inbound, turn.conv
+    state = State(conv.state)
+
+    if inbound.group_id is not None:
+        turn.say("group_private")
+        return
+    if inbound.kind is Kind.FOLLOW:
+        await (commands.start(turn) if state is State.START else ask(turn))
+        return
+
+    payload: str | None = None
+    text = ""
+    if inbound.kind is Kind.BUTTON:
+        payload = inbound.payload
+    elif inbound.kind is Kind.TEXT:
+        text = clean_text(inbound.text)
+        if len(text) > MAX_MESSAGE_LENGTH:
+            turn.say("too_long", count=len(text), choices=_choices(turn))
+            return
+        if not text:
+            turn.say("empty_answer", choices=_choices(turn))
+            return
+    else:
+        await _not_text(turn)
+        return
+
+    if conv.confirm_cancel and await commands.answer_cancel(turn, text, payload):
+        return
+    if command := commands.parse(text, payload):
+        await commands.run(turn, *command)
+        return
+    if state is State.START:
+        await commands.start(turn)
+        return
+    if state is State.CONFIRMED:
+        await commands.status(turn)
+        return
+
+    choices = step_choices(turn, state)
+    if payload is not None and payload not in {c.payload for c in choices}:
+        turn.say("stale_button", choices=choices)
+        return
+    if payload is None:
+        payload = match_choice(turn, text, choices)
+    await take_answer(turn, text, payload)
+
+
+async def _not_text(turn: Turn) -> None:
+    """A photo, sticker, location… where a typed answer or a button is expected."""
+    state = State(turn.conv.state)
+    if state is State.START:
+        await commands.start(turn)
+    elif state is State.CONFIRMED:
+        await commands.status(turn)
+    else:
+        got = turn.t(_KIND_NAMES.get(turn.inbound.kind, "kind_other"))
+        turn.say("expect_text", got=got, choices=_choices(turn))
+
+
+def _choices(turn: Turn):
+    state = State(turn.conv.state)
+    return step_choices(turn, state) if state in STEPS else []

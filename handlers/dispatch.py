@@ -1,0 +1,129 @@
+"""The dispatcher: one inbound in, its replies out, with the rules that hold for every turn.
+
+For each inbound, under a lock for its sender (so one user's messages run one at a time,
+in arrival order): open a transaction, skip the event if its id was seen before, load the
+conversation, handle it, save it and the event id, commit. Only then are SMS sent and the
+replies handed back to the adapter, so every answer that is acknowledged is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Hashable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Protocol
+
+from handlers import conversation
+from handlers.messages import Inbound, Outbound
+from handlers.steps import State
+from handlers.turn import CoreSettings, Turn
+from handlers.validation import mask_phone
+from storage import Conversation, Registration, Repository
+from templates import DEFAULT_LANGUAGE, LANGUAGES, text
+
+log = logging.getLogger(__name__)
+
+
+class SmsError(Exception):
+    """The gateway could not deliver a message (after its own retries)."""
+
+
+class SmsGateway(Protocol):
+    async def send(self, phone: str, text: str) -> None:
+        """Send `text` to `phone` (E.164); raise SmsError when it cannot be done."""
+
+
+class KeyedLocks:
+    """One asyncio.Lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        repo: Repository,
+        settings: CoreSettings,
+        sms: SmsGateway,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.repo = repo
+        self.settings = settings
+        self.sms = sms
+        self.clock = clock
+        self.locks = KeyedLocks()
+
+    async def handle(self, inbound: Inbound) -> list[Outbound]:
+        async with self.locks.hold((inbound.channel, inbound.user_id)):
+            lang = DEFAULT_LANGUAGE
+            try:
+                async with self.repo.transaction():
+                    if inbound.event_id and await self.repo.event_seen(inbound.channel, inbound.event_id):
+                        log.info("skipping redelivered %s event %s", inbound.channel, inbound.event_id)
+                        return []
+                    turn = await self._load(inbound)
+                    loaded, lang = turn.reg, turn.conv.lang
+                    await conversation.handle(turn)
+                    await self._save(turn, loaded)
+            except Exception:
+                log.exception(
+                    "turn failed: %s:%s kind=%s event=%s",
+                    inbound.channel, inbound.user_id, inbound.kind, inbound.event_id,
+                )
+                return [Outbound(text("internal_error", lang))]
+        replies = list(turn.replies)
+        for sms in turn.sms:
+            try:
+                await self.sms.send(sms.phone, sms.text)
+            except SmsError as e:
+                log.error("SMS to %s failed: %s", mask_phone(sms.phone), e)
+                replies.append(Outbound(text("sms_failed", turn.conv.lang)))
+        return replies
+
+    async def _load(self, inbound: Inbound) -> Turn:
+        repo, now = self.repo, self.clock()
+        conv = await repo.get_conversation(inbound.channel, inbound.user_id)
+        if conv is None:
+            hint = inbound.language_hint
+            conv = Conversation(
+                inbound.channel, inbound.user_id, State.START,
+                lang=hint if hint in LANGUAGES else DEFAULT_LANGUAGE,
+            )
+        reg = await repo.get_registration(conv.registration_id) if conv.registration_id else None
+        challenge = await repo.get_otp(conv.otp_challenge_id) if conv.otp_challenge_id else None
+        return Turn(inbound, conv, reg, repo, now, self.settings, challenge=challenge)
+
+    async def _save(self, turn: Turn, loaded: Registration | None) -> None:
+        turn.conv.otp_challenge_id = turn.challenge.id if turn.challenge else None
+        turn.conv.registration_id = turn.reg.id if turn.reg else None
+        await self.repo.save_conversation(turn.conv, turn.now)
+        # The turn may have let go of the registration it loaded (cancel, /new): save that one too.
+        for reg in {id(r): r for r in (loaded, turn.reg) if r is not None}.values():
+            await self.repo.save_registration(reg, turn.now)
+        if turn.inbound.event_id:
+            await self.repo.record_event(turn.inbound.channel, turn.inbound.event_id, turn.now)

@@ -1,0 +1,108 @@
+"""The values that cross the line between the core and the channel adapters.
+
+An adapter turns whatever its platform delivers into one `Inbound`, hands it to the
+dispatcher, and turns the `Outbound` values it gets back into platform calls. Nothing
+here knows about LINE, Telegram or the console.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """What the user sent. Everything the platforms can deliver maps to one of these."""
+
+    TEXT = "text"
+    BUTTON = "button"  # a press on one of our choices; `payload` carries its value
+    PHOTO = "photo"
+    FILE = "file"
+    STICKER = "sticker"
+    LOCATION = "location"
+    AUDIO = "audio"
+    VIDEO = "video"
+    CONTACT = "contact"
+    FOLLOW = "follow"  # the user added the bot (LINE follow, Telegram first /start)
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Address:
+    """A chat user or a group chat on one channel, written `channel:id` in configuration."""
+
+    channel: str
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        channel, sep, ident = text.strip().partition(":")
+        if not sep or not channel or not ident:
+            raise ValueError(f"expected channel:id, got {text!r}")
+        return cls(channel, ident)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A photo or file as downloaded by the adapter."""
+
+    data: bytes
+    filename: str | None = None
+    mime_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Inbound:
+    channel: str
+    user_id: str
+    kind: Kind
+    text: str = ""
+    payload: str = ""
+    # The platform's id for this delivery (LINE webhookEventId, Telegram update_id):
+    # a second delivery with the same id is not processed again. None = no such id.
+    event_id: str | None = None
+    attachment: Attachment | None = None
+    # Set when the message came from a group chat rather than a private one.
+    group_id: str | None = None
+    # The language the platform says the user prefers ("th", "en"), for a new user.
+    language_hint: str | None = None
+
+    @property
+    def sender(self) -> Address:
+        return Address(self.channel, self.user_id)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A button. `label` is shown; `payload` comes back in `Inbound.payload` when pressed."""
+
+    label: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class Document:
+    filename: str
+    data: bytes
+    mime_type: str = "application/pdf"
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One message to send. `to` is None for a reply to the sender of the inbound."""
+
+    text: str
+    choices: tuple[Choice, ...] = ()
+    to: Address | None = None
+    document: Document | None = None
+
+
+@dataclass(frozen=True)
+class Sms:
+    """An SMS the dispatcher sends through the gateway once the turn is committed."""
+
+    phone: str  # E.164
+    text: str = field(repr=False)  # may hold a one-time code: never printed in reprs or logs

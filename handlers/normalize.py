@@ -1,0 +1,33 @@
+"""Free text as typed on a phone, made comparable before validation (DESIGN.md, step rules)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Characters phones and copy-paste slip into text that the officer never meant to type.
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+# Separators people put inside numbers: spaces of every kind, dashes of every kind, dots.
+_NUMBER_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212.()/]+")
+
+
+def clean_text(text: str) -> str:
+    """NFC, no zero-width or control characters, runs of white space folded, trimmed."""
+    text = unicodedata.normalize("NFC", text).translate(_ZERO_WIDTH)
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
+    return " ".join(text.split())
+
+
+def ascii_digits(text: str) -> str:
+    """Thai digits ๐–๙, full-width and other Unicode decimal digits become 0–9."""
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
+
+
+def compact_number(text: str) -> str:
+    """A number as digits (and a leading +), whatever separators or digit script were used."""
+    return _NUMBER_SEPARATORS.sub("", ascii_digits(clean_text(text)))
+
+
+def fold(text: str) -> str:
+    """A form for comparing typed words with labels: cleaned, case-folded, no trailing dots."""
+    return clean_text(text).casefold().rstrip(".")

@@ -1,0 +1,107 @@
+"""One-time codes by SMS: issuing them within the limits, and checking what the officer types.
+
+Each code comes from a fresh `pyotp.random_base32()` secret as `HOTP(secret).at(0)`; only the
+secret is stored (encrypted), never the code. Wrong tries are counted per phone number, so
+asking for a new code does not buy new tries.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime, timedelta
+
+import pyotp
+
+from handlers.messages import Sms
+from handlers.normalize import compact_number
+from handlers.turn import Turn
+from handlers.validation import Invalid, mask_phone
+
+log = logging.getLogger(__name__)
+
+DAY, HOUR = timedelta(days=1), timedelta(hours=1)
+
+
+def _until(times: list[datetime], limit: int, window: timedelta) -> datetime | None:
+    """When the number of sends in the window drops below `limit` again (None: it already is)."""
+    if len(times) < limit:
+        return None
+    return times[len(times) - limit] + window
+
+
+async def request_code(turn: Turn, phone: str) -> Invalid | None:
+    """Send a new code to `phone`, or say which limit stops it and until when."""
+    policy, repo, now = turn.settings.otp, turn.repo, turn.now
+    guard = await repo.get_phone_guard(phone)
+    if guard.locked_until and guard.locked_until > now:
+        return Invalid("otp_locked", {"until": turn.when(guard.locked_until)})
+
+    to_phone = await repo.otp_sent_to_phone(phone, since=now - DAY)
+    if to_phone and now - to_phone[-1] < policy.resend_after:
+        wait = policy.resend_after - (now - to_phone[-1])
+        return Invalid("otp_cooldown", {"seconds": math.ceil(wait.total_seconds())})
+    last_hour = [t for t in to_phone if t > now - HOUR]
+    if until := _until(last_hour, policy.per_phone_hour, HOUR):
+        return Invalid("otp_phone_hour", {"limit": policy.per_phone_hour, "until": turn.when(until)})
+    if until := _until(to_phone, policy.per_phone_day, DAY):
+        return Invalid("otp_phone_day", {"limit": policy.per_phone_day, "until": turn.when(until)})
+    by_user = await repo.otp_sent_for_user(turn.conv.channel, turn.conv.user_id, since=now - DAY)
+    if until := _until(by_user, policy.per_user_day, DAY):
+        return Invalid("otp_user_day", {"limit": policy.per_user_day, "until": turn.when(until)})
+    total, oldest = await repo.otp_sent_total(since=now - DAY)
+    if total >= policy.global_day and oldest is not None:
+        log.warning("global OTP cap reached: %d codes in 24 h; refusing until %s", total, oldest + DAY)
+        return Invalid("otp_global", {"until": turn.when(oldest + DAY)})
+
+    if turn.challenge is not None:
+        await repo.close_otp(turn.challenge.id, now)  # only the newest code is valid
+    secret = pyotp.random_base32()
+    challenge = await repo.create_otp(
+        phone, secret, turn.conv.channel, turn.conv.user_id, now, expires_at=now + policy.ttl
+    )
+    turn.challenge = challenge
+    minutes = int(policy.ttl.total_seconds() // 60)
+    turn.sms.append(Sms(phone, turn.t("sms_otp", code=pyotp.HOTP(secret).at(0), minutes=minutes)))
+    log.info("OTP %d issued to %s", challenge.id, mask_phone(phone))
+    return None
+
+
+async def check_code(turn: Turn, typed: str) -> Invalid | None:
+    """Check a typed code against the pending challenge; on success the phone is verified."""
+    policy, repo, now, reg = turn.settings.otp, turn.repo, turn.now, turn.reg
+    assert reg is not None
+    challenge = turn.challenge
+    if challenge is None:
+        return Invalid("otp_no_code")
+    guard = await repo.get_phone_guard(challenge.phone)
+    if guard.locked_until and guard.locked_until > now:
+        return Invalid("otp_locked", {"until": turn.when(guard.locked_until)})
+    if challenge.closed_at is not None:
+        return Invalid("otp_no_code")
+    if now >= challenge.expires_at:
+        return Invalid("otp_expired")
+    code = compact_number(typed)
+    if not (len(code) == 6 and code.isdigit()):
+        return Invalid("otp_format")  # a typo in form is not a guess: it does not count
+
+    # pyotp compares in constant time (hmac.compare_digest).
+    if not pyotp.HOTP(challenge.secret).verify(code, 0):
+        guard.failures += 1
+        log.info("wrong OTP for %s (%d/%d)", mask_phone(challenge.phone), guard.failures, policy.max_failures)
+        if guard.failures >= policy.max_failures:
+            guard.failures, guard.locked_until = 0, now + policy.lockout
+            await repo.save_phone_guard(guard)
+            await repo.close_otp(challenge.id, now)
+            return Invalid("otp_locked", {"until": turn.when(guard.locked_until)})
+        await repo.save_phone_guard(guard)
+        return Invalid("otp_wrong", {"left": policy.max_failures - guard.failures})
+
+    await repo.close_otp(challenge.id, now)
+    guard.failures, guard.locked_until = 0, None
+    await repo.save_phone_guard(guard)
+    previous = reg.phone
+    reg.phone, reg.phone_verified_at = challenge.phone, now
+    turn.challenge = None
+    await turn.audit("phone_verified", "changed" if previous and previous != challenge.phone else "")
+    return None

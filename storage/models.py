@@ -1,0 +1,87 @@
+"""The records the repository stores and returns. Plain dataclasses, personal data in clear:
+the repository encrypts it on the way to disk and decrypts it on the way back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+# Statuses of a registration (DESIGN.md): draft → letter_issued → submitted → approved | rejected,
+# or cancelled.
+DRAFT = "draft"
+LETTER_ISSUED = "letter_issued"
+SUBMITTED = "submitted"
+APPROVED = "approved"
+REJECTED = "rejected"
+CANCELLED = "cancelled"
+STATUSES = (DRAFT, LETTER_ISSUED, SUBMITTED, APPROVED, REJECTED, CANCELLED)
+
+
+@dataclass
+class Conversation:
+    """Where one chat user stands. Saved after every inbound, in the same transaction."""
+
+    channel: str
+    user_id: str
+    state: str
+    lang: str = "th"
+    registration_id: int | None = None
+    consent_at: datetime | None = None
+    editing: bool = False  # answering one field from the summary; the next valid answer returns there
+    confirm_cancel: bool = False  # asked "really cancel?", waiting for the answer
+    otp_challenge_id: int | None = None  # the code the officer is expected to type
+    blocked: bool = False  # the user blocked or unfollowed the bot: send nothing more
+
+
+@dataclass
+class Registration:
+    id: int
+    ref: str
+    channel: str
+    user_id: str
+    status: str
+    created_at: datetime
+    affiliation: str | None = None  # "obec" (สพฐ.) or "lao" (อปท.)
+    school_code: str | None = None
+    school_name: str | None = None
+    province: str | None = None
+    school_from_directory: bool = False
+    # None = not answered yet; "" = the officer said the school had none.
+    old_tsl_username: str | None = None
+    old_kiddiary_username: str | None = None
+    officer_title: str | None = None
+    officer_first_name: str | None = None
+    officer_last_name: str | None = None
+    national_id: str | None = None
+    phone: str | None = None  # E.164, set only once verified by OTP
+    phone_verified_at: datetime | None = None
+    confirmed_at: datetime | None = None
+
+
+@dataclass
+class OtpChallenge:
+    id: int
+    phone: str  # E.164, the number the code was sent to (not verified yet)
+    secret: str  # pyotp base32 secret; the code is derived from it, never stored
+    channel: str
+    user_id: str
+    created_at: datetime
+    expires_at: datetime
+    closed_at: datetime | None = None  # used, replaced by a newer code, or burnt by wrong tries
+
+
+@dataclass
+class PhoneGuard:
+    """Wrong-code count per phone number: it survives new codes (NIST SP 800-63B)."""
+
+    phone: str
+    failures: int = 0
+    locked_until: datetime | None = None
+
+
+@dataclass
+class School:
+    code: str
+    name: str
+    province: str
+    affiliation: str

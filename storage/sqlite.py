@@ -1,0 +1,402 @@
+"""The repository: every query the project makes, over one aiosqlite connection.
+
+All access goes through `async with repo.transaction():`. One connection serves the whole
+process, so two coroutines must never interleave statements inside one transaction: the
+transaction holds a lock for its whole length, and every method refuses to run outside one.
+Turns are short (a few statements, no network), so one writer at a time is ample for the
+load this bot sees; WAL lets readers in other processes (the CLI) work alongside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import aiosqlite
+
+from storage.crypto import Crypto
+from storage.models import Conversation, OtpChallenge, PhoneGuard, Registration, School
+
+log = logging.getLogger(__name__)
+
+# Crockford's alphabet without I, L, O, U: a reference read aloud on the phone survives.
+_REF_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def new_reference() -> str:
+    body = "".join(secrets.choice(_REF_ALPHABET) for _ in range(8))
+    return f"KD-{body[:4]}-{body[4:]}"
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    at: datetime
+    actor: str
+    kind: str
+    detail: str
+
+
+class OutsideTransaction(RuntimeError):
+    """A repository method was called without `async with repo.transaction()`: a bug."""
+
+
+class Repository:
+    def __init__(self, db: aiosqlite.Connection, crypto: Crypto) -> None:
+        self._db = db
+        self._crypto = crypto
+        self._lock = asyncio.Lock()
+        self._in_transaction = False
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path | str, crypto: Crypto) -> Repository:
+        """Open (creating if needed) the database and apply pending migrations."""
+        db = await aiosqlite.connect(path, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before the reply that acknowledges it is sent.
+        await db.execute("PRAGMA synchronous=FULL")
+        await db.execute("PRAGMA foreign_keys=ON")
+        await db.execute("PRAGMA busy_timeout=10000")
+        await _migrate(db)
+        return cls(db, crypto)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Repository]:
+        """One atomic unit of work: committed when the block ends, rolled back on any error."""
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            self._in_transaction = True
+            try:
+                yield self
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            else:
+                await self._db.execute("COMMIT")
+            finally:
+                self._in_transaction = False
+
+    async def _execute(self, sql: str, params: Iterable[object] = ()) -> aiosqlite.Cursor:
+        if not self._in_transaction:
+            raise OutsideTransaction(sql.split()[0])
+        return await self._db.execute(sql, tuple(params))
+
+    async def _one(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Row | None:
+        cursor = await self._execute(sql, params)
+        return await cursor.fetchone()
+
+    async def _all(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
+        cursor = await self._execute(sql, params)
+        return list(await cursor.fetchall())
+
+    # --- redelivery guard --------------------------------------------------------------
+
+    async def event_seen(self, channel: str, event_id: str) -> bool:
+        row = await self._one(
+            "SELECT 1 FROM processed_events WHERE channel = ? AND event_id = ?", (channel, event_id)
+        )
+        return row is not None
+
+    async def record_event(self, channel: str, event_id: str, at: datetime) -> None:
+        await self._execute(
+            "INSERT INTO processed_events (channel, event_id, at) VALUES (?, ?, ?)", (channel, event_id, _ts(at))
+        )
+
+    async def forget_events_before(self, before: datetime) -> int:
+        cursor = await self._execute("DELETE FROM processed_events WHERE at < ?", (_ts(before),))
+        return cursor.rowcount
+
+    # --- conversations -----------------------------------------------------------------
+
+    async def get_conversation(self, channel: str, user_id: str) -> Conversation | None:
+        row = await self._one("SELECT * FROM conversations WHERE channel = ? AND user_id = ?", (channel, user_id))
+        if row is None:
+            return None
+        return Conversation(
+            channel=row["channel"],
+            user_id=row["user_id"],
+            state=row["state"],
+            lang=row["lang"],
+            registration_id=row["registration_id"],
+            consent_at=_dt(row["consent_at"]),
+            editing=bool(row["editing"]),
+            confirm_cancel=bool(row["confirm_cancel"]),
+            otp_challenge_id=row["otp_challenge_id"],
+            blocked=bool(row["blocked"]),
+        )
+
+    async def save_conversation(self, conv: Conversation, now: datetime) -> None:
+        await self._execute(
+            """INSERT INTO conversations (channel, user_id, state, lang, registration_id, consent_at, editing,
+                                          confirm_cancel, otp_challenge_id, blocked, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (channel, user_id) DO UPDATE SET
+                   state = excluded.state, lang = excluded.lang, registration_id = excluded.registration_id,
+                   consent_at = excluded.consent_at, editing = excluded.editing,
+                   confirm_cancel = excluded.confirm_cancel, otp_challenge_id = excluded.otp_challenge_id,
+                   blocked = excluded.blocked, updated_at = excluded.updated_at""",
+            (
+                conv.channel, conv.user_id, conv.state, conv.lang, conv.registration_id, _ts(conv.consent_at),
+                int(conv.editing), int(conv.confirm_cancel), conv.otp_challenge_id, int(conv.blocked), _ts(now),
+            ),
+        )
+
+    # --- registrations -----------------------------------------------------------------
+
+    async def create_registration(self, channel: str, user_id: str, status: str, now: datetime) -> Registration:
+        while True:
+            ref = new_reference()
+            try:
+                cursor = await self._execute(
+                    """INSERT INTO registrations (ref, channel, user_id, status, created_at, updated_at)
+                       VALUES (?, ?, ?, ?, ?, ?)""",
+                    (ref, channel, user_id, status, _ts(now), _ts(now)),
+                )
+            except sqlite3.IntegrityError:  # 32^8 references: a clash is rare, but not impossible
+                continue
+            assert cursor.lastrowid is not None
+            return Registration(cursor.lastrowid, ref, channel, user_id, status, created_at=now)
+
+    def _registration(self, row: sqlite3.Row) -> Registration:
+        dec = self._crypto.decrypt
+        return Registration(
+            id=row["id"],
+            ref=row["ref"],
+            channel=row["channel"],
+            user_id=row["user_id"],
+            status=row["status"],
+            created_at=_dt(row["created_at"]),  # type: ignore[arg-type]
+            affiliation=row["affiliation"],
+            school_code=row["school_code"],
+            school_name=row["school_name"],
+            province=row["province"],
+            school_from_directory=bool(row["school_from_directory"]),
+            old_tsl_username=row["old_tsl_username"],
+            old_kiddiary_username=row["old_kiddiary_username"],
+            officer_title=row["officer_title"],
+            officer_first_name=dec(row["officer_first_name_enc"]),
+            officer_last_name=dec(row["officer_last_name_enc"]),
+            national_id=dec(row["national_id_enc"]),
+            phone=dec(row["phone_enc"]),
+            phone_verified_at=_dt(row["phone_verified_at"]),
+            confirmed_at=_dt(row["confirmed_at"]),
+        )
+
+    async def get_registration(self, registration_id: int) -> Registration | None:
+        row = await self._one("SELECT * FROM registrations WHERE id = ?", (registration_id,))
+        return None if row is None else self._registration(row)
+
+    async def get_registration_by_ref(self, ref: str) -> Registration | None:
+        row = await self._one("SELECT * FROM registrations WHERE ref = ?", (ref.upper(),))
+        return None if row is None else self._registration(row)
+
+    async def registrations_with_status(self, status: str) -> list[Registration]:
+        rows = await self._all("SELECT * FROM registrations WHERE status = ? ORDER BY id", (status,))
+        return [self._registration(r) for r in rows]
+
+    async def save_registration(self, reg: Registration, now: datetime) -> None:
+        enc, idx = self._crypto.encrypt, self._crypto.index
+        await self._execute(
+            """UPDATE registrations SET status = ?, affiliation = ?, school_code = ?, school_name = ?,
+                   province = ?, school_from_directory = ?, old_tsl_username = ?, old_kiddiary_username = ?,
+                   officer_title = ?, officer_first_name_enc = ?, officer_last_name_enc = ?,
+                   national_id_enc = ?, national_id_index = ?, phone_enc = ?, phone_index = ?,
+                   phone_verified_at = ?, confirmed_at = ?, updated_at = ?
+               WHERE id = ?""",
+            (
+                reg.status, reg.affiliation, reg.school_code, reg.school_name, reg.province,
+                int(reg.school_from_directory), reg.old_tsl_username, reg.old_kiddiary_username,
+                reg.officer_title, enc(reg.officer_first_name), enc(reg.officer_last_name),
+                enc(reg.national_id), reg.national_id and idx("national_id", reg.national_id),
+                enc(reg.phone), reg.phone and idx("phone", reg.phone),
+                _ts(reg.phone_verified_at), _ts(reg.confirmed_at), _ts(now), reg.id,
+            ),
+        )
+
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self._all("SELECT status, COUNT(*) AS n FROM registrations GROUP BY status")
+        return {r["status"]: r["n"] for r in rows}
+
+    # --- audit trail -------------------------------------------------------------------
+
+    async def add_audit(self, registration_id: int, at: datetime, actor: str, kind: str, detail: str = "") -> None:
+        await self._execute(
+            "INSERT INTO audit_events (registration_id, at, actor, kind, detail) VALUES (?, ?, ?, ?, ?)",
+            (registration_id, _ts(at), actor, kind, detail),
+        )
+
+    async def audit_trail(self, registration_id: int) -> list[AuditEvent]:
+        rows = await self._all(
+            "SELECT at, actor, kind, detail FROM audit_events WHERE registration_id = ? ORDER BY id",
+            (registration_id,),
+        )
+        return [AuditEvent(_dt(r["at"]), r["actor"], r["kind"], r["detail"]) for r in rows]  # type: ignore[arg-type]
+
+    # --- OTP ---------------------------------------------------------------------------
+
+    async def create_otp(
+        self, phone: str, secret: str, channel: str, user_id: str, now: datetime, expires_at: datetime
+    ) -> OtpChallenge:
+        cursor = await self._execute(
+            """INSERT INTO otp_challenges (phone_index, phone_enc, secret_enc, channel, user_id, created_at,
+                                           expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            (
+                self._crypto.index("phone", phone), self._crypto.encrypt(phone), self._crypto.encrypt(secret),
+                channel, user_id, _ts(now), _ts(expires_at),
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return OtpChallenge(cursor.lastrowid, phone, secret, channel, user_id, now, expires_at)
+
+    async def get_otp(self, challenge_id: int) -> OtpChallenge | None:
+        row = await self._one("SELECT * FROM otp_challenges WHERE id = ?", (challenge_id,))
+        if row is None:
+            return None
+        return OtpChallenge(
+            id=row["id"],
+            phone=self._crypto.decrypt(row["phone_enc"]),  # type: ignore[arg-type]
+            secret=self._crypto.decrypt(row["secret_enc"]),  # type: ignore[arg-type]
+            channel=row["channel"],
+            user_id=row["user_id"],
+            created_at=_dt(row["created_at"]),  # type: ignore[arg-type]
+            expires_at=_dt(row["expires_at"]),  # type: ignore[arg-type]
+            closed_at=_dt(row["closed_at"]),
+        )
+
+    async def close_otp(self, challenge_id: int, at: datetime) -> None:
+        await self._execute(
+            "UPDATE otp_challenges SET closed_at = ? WHERE id = ? AND closed_at IS NULL", (_ts(at), challenge_id)
+        )
+
+    async def otp_sent_to_phone(self, phone: str, since: datetime) -> list[datetime]:
+        """When codes were sent to this phone since `since`, oldest first."""
+        rows = await self._all(
+            "SELECT created_at FROM otp_challenges WHERE phone_index = ? AND created_at >= ? ORDER BY created_at",
+            (self._crypto.index("phone", phone), _ts(since)),
+        )
+        return [_dt(r[0]) for r in rows]  # type: ignore[misc]
+
+    async def otp_sent_for_user(self, channel: str, user_id: str, since: datetime) -> list[datetime]:
+        rows = await self._all(
+            """SELECT created_at FROM otp_challenges WHERE channel = ? AND user_id = ? AND created_at >= ?
+               ORDER BY created_at""",
+            (channel, user_id, _ts(since)),
+        )
+        return [_dt(r[0]) for r in rows]  # type: ignore[misc]
+
+    async def otp_sent_total(self, since: datetime) -> tuple[int, datetime | None]:
+        """How many codes were sent since `since`, and when the oldest of them was."""
+        row = await self._one(
+            "SELECT COUNT(*), MIN(created_at) FROM otp_challenges WHERE created_at >= ?", (_ts(since),)
+        )
+        assert row is not None
+        return row[0], _dt(row[1])
+
+    async def get_phone_guard(self, phone: str) -> PhoneGuard:
+        row = await self._one(
+            "SELECT failures, locked_until FROM otp_phone_guards WHERE phone_index = ?",
+            (self._crypto.index("phone", phone),),
+        )
+        if row is None:
+            return PhoneGuard(phone)
+        return PhoneGuard(phone, row["failures"], _dt(row["locked_until"]))
+
+    async def save_phone_guard(self, guard: PhoneGuard) -> None:
+        await self._execute(
+            """INSERT INTO otp_phone_guards (phone_index, failures, locked_until) VALUES (?, ?, ?)
+               ON CONFLICT (phone_index) DO UPDATE SET failures = excluded.failures,
+                                                       locked_until = excluded.locked_until""",
+            (self._crypto.index("phone", guard.phone), guard.failures, _ts(guard.locked_until)),
+        )
+
+    # --- school directory --------------------------------------------------------------
+
+    async def find_school(self, code: str) -> School | None:
+        row = await self._one("SELECT code, name, province, affiliation FROM schools WHERE code = ?", (code,))
+        return None if row is None else School(*row)
+
+    async def has_school_directory(self) -> bool:
+        return await self._one("SELECT 1 FROM schools LIMIT 1") is not None
+
+    async def import_schools(self, schools: Iterable[School]) -> int:
+        count = 0
+        for s in schools:
+            await self._execute(
+                """INSERT INTO schools (code, name, province, affiliation) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (code) DO UPDATE SET name = excluded.name, province = excluded.province,
+                                                    affiliation = excluded.affiliation""",
+                (s.code, s.name, s.province, s.affiliation),
+            )
+            count += 1
+        return count
+
+
+# --- migrations ----------------------------------------------------------------------
+
+
+def _migration_files() -> list[tuple[int, str, str]]:
+    """(number, name, sql) of every `NNNN_name.sql` in storage/migrations, in order."""
+    found = []
+    for entry in resources.files("storage.migrations").iterdir():
+        if entry.name.endswith(".sql"):
+            number = int(entry.name.split("_", 1)[0])
+            found.append((number, entry.name, entry.read_text(encoding="utf-8")))
+    numbers = [n for n, _, _ in found]
+    if len(set(numbers)) != len(numbers):
+        raise RuntimeError(f"two migrations share a number: {sorted(numbers)}")
+    return sorted(found)
+
+
+def _statements(sql: str) -> Iterable[str]:
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer
+            buffer = ""
+    if buffer.strip() and not all(part.strip().startswith("--") for part in buffer.strip().splitlines()):
+        raise RuntimeError("migration ends with an incomplete statement")
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    """Apply, in order and each in its own transaction, the migrations not applied yet."""
+    await db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)"
+    )
+    for number, name, sql in _migration_files():
+        await db.execute("BEGIN IMMEDIATE")  # another process may be migrating the same file
+        try:
+            cursor = await db.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (number,))
+            if await cursor.fetchone() is None:
+                for statement in _statements(sql):
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (number, name, _ts(datetime.now(UTC))),
+                )
+                log.info("applied migration %s", name)
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        await db.execute("COMMIT")

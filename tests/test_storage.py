@@ -1,0 +1,88 @@
+"""The repository: migrations, WAL, transactions, encryption at rest, restarts."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from handlers.dispatch import Dispatcher
+from handlers.turn import CoreSettings
+from storage import Crypto, Repository
+from storage.sqlite import OutsideTransaction, _migration_files
+from tests.helpers import NATIONAL_ID, PHONE, Officer
+
+
+async def test_migrations_are_numbered_applied_once_and_recorded(tmp_path, crypto):
+    files = _migration_files()
+    assert [n for n, _, _ in files] == list(range(1, len(files) + 1))
+    for _ in range(2):  # opening again applies nothing twice
+        repo = await Repository.open(tmp_path / "db.sqlite3", crypto)
+        await repo.close()
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        versions = [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert versions == [n for n, _, _ in files]
+    assert mode == "wal"
+
+
+async def test_every_method_needs_a_transaction(repo):
+    with pytest.raises(OutsideTransaction):
+        await repo.get_conversation("test", "u")
+
+
+async def test_an_error_rolls_the_whole_transaction_back(repo, clock):
+    with pytest.raises(RuntimeError):
+        async with repo.transaction():
+            await repo.create_registration("test", "u", "draft", clock())
+            raise RuntimeError("boom")
+    async with repo.transaction():
+        assert await repo.count_by_status() == {}
+
+
+async def test_personal_data_is_encrypted_at_rest(officer: Officer, tmp_path, sms):
+    await officer.up_to("summary")
+    await officer.press("confirm")
+    await officer.dispatcher.repo.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("kiddiary.sqlite3*"))
+    for personal in (NATIONAL_ID, PHONE, "0812345678", "สมศรี", "ใจดี"):
+        assert personal.encode() not in raw, personal
+    assert "โรงเรียนบ้านหนองบัว".encode() in raw  # the school is not personal data
+
+
+async def test_a_wrong_secret_key_is_an_explicit_error(officer: Officer, tmp_path):
+    await officer.up_to("phone")
+    await officer.dispatcher.repo.close()
+    other = await Repository.open(tmp_path / "kiddiary.sqlite3", Crypto("another-secret-key-of-sufficient-length!!"))
+    try:
+        async with other.transaction():
+            conv = await other.get_conversation(officer.channel, officer.user_id)
+            with pytest.raises(RuntimeError, match="KIDDIARY_SECRET_KEY"):
+                await other.get_registration(conv.registration_id)
+    finally:
+        await other.close()
+
+
+async def test_a_registration_survives_a_restart(tmp_path, crypto, sms, clock):
+    path = tmp_path / "kiddiary.sqlite3"
+    repo = await Repository.open(path, crypto)
+    officer = Officer(Dispatcher(repo, CoreSettings(), sms, clock=clock), sms)
+    await officer.up_to("otp")
+    code = sms.last_code()
+    await repo.close()
+
+    repo = await Repository.open(path, crypto)  # as a new process would
+    try:
+        officer = Officer(Dispatcher(repo, CoreSettings(), sms, clock=clock), sms)
+        await officer.say("/status")
+        assert "9/10" in officer.text
+        await officer.say(code)
+        assert officer.said("otp_verified", phone="081-234-5678")
+    finally:
+        await repo.close()
+
+
+async def test_blind_indexes_are_keyed(crypto):
+    assert crypto.index("phone", PHONE) == crypto.index("phone", PHONE)
+    assert crypto.index("phone", PHONE) != Crypto("x" * 40).index("phone", PHONE)
+    assert crypto.index("phone", PHONE) != crypto.index("national_id", PHONE)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from bot.config import Config, with_secret_key
 from handlers.dispatch import Dispatcher, SmsGateway
 from handlers.turn import CoreSettings
 from storage import Crypto, Repository
+
+EVENT_ID_RETENTION = timedelta(days=30)
 
 
 @dataclass
@@ -24,6 +27,8 @@ async def open_app(config: Config, sms: SmsGateway, settings: CoreSettings | Non
     config = with_secret_key(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     repo = await Repository.open(config.database_path, Crypto(config.secret_key))
+    async with repo.transaction():  # platforms redeliver within minutes; a month of ids is ample
+        await repo.forget_events_before(datetime.now(UTC) - EVENT_ID_RETENTION)
     try:
         yield App(config, repo, Dispatcher(repo, settings or config.core_settings(), sms))
     finally:

@@ -23,8 +23,12 @@ async def handle(turn: Turn) -> None:
     if inbound.group_id is not None:
         turn.say("group_private")
         return
-    if inbound.kind is Kind.FOLLOW:
-        await (commands.start(turn) if state is State.START else ask(turn))
+    if inbound.kind is Kind.FOLLOW:  # first contact, or the officer coming back (console start, LINE re-add)
+        if state is State.START:
+            await commands.start(turn)
+        else:
+            turn.say("welcome_back")
+            await (commands.status(turn) if state is State.CONFIRMED else ask(turn))
         return
 
     payload: str | None = None

@@ -8,6 +8,7 @@ from itertools import count
 
 from handlers.dispatch import Dispatcher
 from handlers.messages import Attachment, Inbound, Kind, Outbound
+from handlers.validation import thai_mobile
 from templates import text as t
 from tests.fakes.sms import RecordingSmsGateway
 
@@ -46,6 +47,7 @@ class Officer:
     sms: RecordingSmsGateway
     user_id: str = "officer-1"
     channel: str = "test"
+    phone: str = ANSWERS["phone"]  # what `up_to` types at the phone step
     replies: list[Outbound] = field(default_factory=list)
 
     async def send(self, kind: Kind = Kind.TEXT, **fields: object) -> list[Outbound]:
@@ -86,8 +88,8 @@ class Officer:
         for name, answer in ANSWERS.items():
             if name == step:
                 return
-            await self.say(answer)
+            await self.say(self.phone if name == "phone" else answer)
         if step == "otp":
             return
-        await self.say(self.sms.last_code())
+        await self.say(self.sms.last_code(thai_mobile(self.phone)))  # type: ignore[arg-type]
         assert step == "summary", step

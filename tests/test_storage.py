@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import timedelta
 
 import pytest
 
@@ -86,3 +87,12 @@ async def test_blind_indexes_are_keyed(crypto):
     assert crypto.index("phone", PHONE) == crypto.index("phone", PHONE)
     assert crypto.index("phone", PHONE) != Crypto("x" * 40).index("phone", PHONE)
     assert crypto.index("phone", PHONE) != crypto.index("national_id", PHONE)
+
+
+async def test_old_event_ids_can_be_forgotten(repo, clock):
+    async with repo.transaction():
+        await repo.record_event("line", "old", clock())
+        clock.advance(days=31)
+        await repo.record_event("line", "new", clock())
+        assert await repo.forget_events_before(clock.now - timedelta(days=30)) == 1
+        assert not await repo.event_seen("line", "old") and await repo.event_seen("line", "new")

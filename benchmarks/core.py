@@ -1,0 +1,90 @@
+"""How long one turn takes through the dispatcher, and how many turns a second one process serves.
+
+Run by hand: `python benchmarks/core.py [--officers 200]`. Prints medians, and ratios against a
+baseline measured in the same run: a bare transaction that only records an event id (the least
+any turn must do), so the figures say what the conversation logic costs on top of the disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from handlers.dispatch import Dispatcher
+from handlers.turn import CoreSettings
+from storage import Crypto, Repository
+from tests.fakes.sms import RecordingSmsGateway
+from tests.helpers import Clock, Officer
+
+
+async def bare_transactions(repo: Repository, count: int) -> list[float]:
+    times = []
+    for n in range(count):
+        start = time.perf_counter()
+        async with repo.transaction():
+            await repo.record_event("bench", f"bare-{n}", Clock()())
+        times.append(time.perf_counter() - start)
+    return times
+
+
+async def registration_turns(dispatcher: Dispatcher, sms: RecordingSmsGateway, n: int) -> list[float]:
+    """Every turn of one whole registration, timed one by one."""
+    officer = Officer(dispatcher, sms, user_id=f"officer-{n}", phone=f"081{n:07d}")
+    times: list[float] = []
+    original = officer.send
+
+    async def timed(*args, **kwargs):
+        start = time.perf_counter()
+        result = await original(*args, **kwargs)
+        times.append(time.perf_counter() - start)
+        return result
+
+    officer.send = timed  # type: ignore[method-assign]
+    await officer.up_to("summary")
+    await officer.press("confirm")
+    return times
+
+
+async def main(officers: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        repo = await Repository.open(Path(folder) / "bench.sqlite3", Crypto("benchmark-secret-key-0123456789-abcdef"))
+        sms = RecordingSmsGateway()
+        clock = Clock()
+        dispatcher = Dispatcher(repo, CoreSettings(), sms, clock=clock)
+        try:
+            bare = await bare_transactions(repo, 300)
+            sequential: list[float] = []
+            for n in range(30):
+                sequential += await registration_turns(dispatcher, sms, n)
+
+            start = time.perf_counter()
+            results = await asyncio.gather(*(registration_turns(dispatcher, sms, 1000 + n) for n in range(officers)))
+            elapsed = time.perf_counter() - start
+            turns = sum(len(r) for r in results)
+            async with repo.transaction():
+                confirmed = len([r for r in await repo.registrations_with_status("draft") if r.confirmed_at])
+            assert confirmed == 30 + officers, f"only {confirmed} registrations were confirmed"
+        finally:
+            await repo.close()
+
+    bare_ms = statistics.median(bare) * 1000
+    turn_ms = statistics.median(sequential) * 1000
+    print(f"bare transaction (baseline):      median {bare_ms:7.2f} ms   (n={len(bare)})")
+    print(f"one turn, one officer at a time:  median {turn_ms:7.2f} ms   ({turn_ms / bare_ms:.1f}× baseline, "
+          f"n={len(sequential)}, p95 {statistics.quantiles(sequential, n=20)[-1] * 1000:.2f} ms)")
+    print(f"{officers} officers at once:            {turns / elapsed:7.0f} turns/s "
+          f"({turns} turns in {elapsed:.2f} s; baseline allows {1000 / bare_ms:.0f} transactions/s)")
+    print(f"a whole registration is {len(results[0])} turns")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--officers", type=int, default=200)
+    asyncio.run(main(parser.parse_args().officers))

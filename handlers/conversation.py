@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers import commands
-from handlers.messages import Kind
+from handlers.messages import Choice, Kind
 from handlers.normalize import clean_text
 from handlers.steps import STEPS, State, ask, match_choice, step_choices, take_answer
 from handlers.turn import Turn
@@ -80,6 +80,6 @@ async def _not_text(turn: Turn) -> None:
         turn.say("expect_text", got=got, choices=_choices(turn))
 
 
-def _choices(turn: Turn):
+def _choices(turn: Turn) -> list[Choice]:
     state = State(turn.conv.state)
     return step_choices(turn, state) if state in STEPS else []

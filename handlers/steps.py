@@ -19,7 +19,7 @@ from handlers.messages import Choice, Outbound
 from handlers.normalize import fold
 from handlers.turn import Turn
 from handlers.validation import Invalid
-from storage.models import DRAFT
+from storage.models import DRAFT, Registration
 
 
 class State(StrEnum):
@@ -284,7 +284,7 @@ async def answer_summary(turn: Turn, text: str, payload: str | None) -> Outcome:
 
 # --- the transition table --------------------------------------------------------------
 
-def _reg(turn: Turn):
+def _reg(turn: Turn) -> Registration:
     assert turn.reg is not None
     return turn.reg
 

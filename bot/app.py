@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from bot.config import Config, with_secret_key
 from handlers.dispatch import Dispatcher, SmsGateway
 from handlers.turn import CoreSettings
-from storage import Crypto, Repository
+from storage import Crypto, Repository, UploadStore
 
 EVENT_ID_RETENTION = timedelta(days=30)
 
@@ -29,7 +29,10 @@ async def open_app(config: Config, sms: SmsGateway, settings: CoreSettings | Non
     repo = await Repository.open(config.database_path, Crypto(config.secret_key))
     async with repo.transaction():  # platforms redeliver within minutes; a month of ids is ample
         await repo.forget_events_before(datetime.now(UTC) - EVENT_ID_RETENTION)
+    crypto = Crypto(config.secret_key)
+    settings = replace(settings or config.core_settings(), seal_key=crypto.signing_key)
+    files = UploadStore(config.data_dir / "uploads", crypto)
     try:
-        yield App(config, repo, Dispatcher(repo, settings or config.core_settings(), sms))
+        yield App(config, repo, Dispatcher(repo, settings, sms, files))
     finally:
         await repo.close()

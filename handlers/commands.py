@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers.normalize import fold
 from handlers.steps import (
+    AWAITING,
     STEPS,
     TOTAL_STEPS,
     State,
@@ -13,6 +14,7 @@ from handlers.steps import (
     go_to,
     previous_state,
     step_choices,
+    take_answer,
 )
 from handlers.turn import Turn
 from storage.models import CANCELLED, DRAFT, LETTER_ISSUED
@@ -53,7 +55,7 @@ async def run(turn: Turn, command: str, argument: str) -> None:
 
 
 async def start(turn: Turn, argument: str = "") -> None:
-    if turn.reg is not None and turn.conv.state != State.CONFIRMED:
+    if turn.reg is not None and turn.conv.state not in AWAITING:
         turn.say("already_registering", ref=turn.reg.ref)
         await ask(turn)
         return
@@ -65,7 +67,7 @@ async def start(turn: Turn, argument: str = "") -> None:
 
 
 async def new(turn: Turn, argument: str = "") -> None:
-    if turn.reg is not None and turn.conv.state != State.CONFIRMED:
+    if turn.reg is not None and turn.conv.state not in AWAITING:
         turn.say("new_needs_confirm", ref=turn.reg.ref)
         await ask(turn)
         return
@@ -79,11 +81,11 @@ async def back(turn: Turn, argument: str = "") -> None:
     if state is State.START:
         await start(turn)
         return
-    if state is State.CONFIRMED:  # reopen the details; confirming again is needed
-        assert turn.reg is not None
-        turn.reg.confirmed_at = None
-        await turn.audit("reopened")
-        await go_to(turn, State.SUMMARY)
+    if state is State.LETTER:  # reopen the details; confirming again issues a new letter
+        await take_answer(turn, "", "letter:edit")
+        return
+    if state is State.SUBMITTED:  # nothing to go back to while the review is pending
+        await status(turn)
         return
     if turn.conv.editing:  # leave the edit: the stored answer is untouched
         await drop_pending_code(turn)
@@ -141,9 +143,10 @@ async def status(turn: Turn, argument: str = "") -> None:
     reg = turn.reg
     if reg is None:
         turn.say("status_none", choices=[turn.button("btn_start", "cmd:start")])
-    elif state is State.CONFIRMED:
-        turn.say("status_confirmed", ref=reg.ref, school=reg.school_name,
-                 choices=[turn.button("btn_new", "cmd:new")])
+    elif state in AWAITING:
+        step = STEPS[state]
+        turn.say(f"status_{state}", ref=reg.ref, school=reg.school_name, n=step.number, total=TOTAL_STEPS,
+                 choices=step_choices(turn, state))
     else:
         step = STEPS[state]
         turn.say("status_in_progress", ref=reg.ref, n=step.number, total=TOTAL_STEPS, title=turn.t(step.title),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from handlers import commands
 from handlers.messages import Choice, Kind
 from handlers.normalize import clean_text
-from handlers.steps import STEPS, State, ask, match_choice, step_choices, take_answer
+from handlers.steps import STEPS, State, ask, match_choice, step_choices, take_answer, take_attachment
 from handlers.turn import Turn
 from handlers.validation import MAX_MESSAGE_LENGTH
 
@@ -28,7 +28,7 @@ async def handle(turn: Turn) -> None:
             await commands.start(turn)
         else:
             turn.say("welcome_back")
-            await (commands.status(turn) if state is State.CONFIRMED else ask(turn))
+            await ask(turn)
         return
 
     payload: str | None = None
@@ -43,6 +43,8 @@ async def handle(turn: Turn) -> None:
         if not text:
             turn.say("empty_answer", choices=_choices(turn))
             return
+    elif inbound.kind in (Kind.PHOTO, Kind.FILE) and await take_attachment(turn):
+        return
     else:
         await _not_text(turn)
         return
@@ -54,9 +56,6 @@ async def handle(turn: Turn) -> None:
         return
     if state is State.START:
         await commands.start(turn)
-        return
-    if state is State.CONFIRMED:
-        await commands.status(turn)
         return
 
     choices = step_choices(turn, state)
@@ -73,8 +72,10 @@ async def _not_text(turn: Turn) -> None:
     state = State(turn.conv.state)
     if state is State.START:
         await commands.start(turn)
-    elif state is State.CONFIRMED:
-        await commands.status(turn)
+    elif state is State.LETTER:
+        turn.say("err_expect_photo", choices=_choices(turn))
+    elif state is State.SUBMITTED:
+        await ask(turn)
     else:
         got = turn.t(_KIND_NAMES.get(turn.inbound.kind, "kind_other"))
         turn.say("expect_text", got=got, choices=_choices(turn))

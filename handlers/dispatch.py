@@ -1,9 +1,10 @@
 """The dispatcher: one inbound in, its replies out, with the rules that hold for every turn.
 
 For each inbound, under a lock for its sender (so one user's messages run one at a time,
-in arrival order): open a transaction, skip the event if its id was seen before, load the
-conversation, handle it, save it and the event id, commit. Only then are SMS sent and the
-replies handed back to the adapter, so every answer that is acknowledged is on disk.
+in arrival order): inspect any attachment in a worker thread, open a transaction, skip the
+event if its id was seen before, load the conversation, handle it, save it and the event id,
+commit. Only then are SMS sent, documents rendered (in a worker thread) and the replies handed
+back to the adapter, so every answer that is acknowledged is on disk.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from handlers import conversation
+from handlers import attachments, conversation
 from handlers.messages import Inbound, Outbound
 from handlers.steps import State
 from handlers.turn import CoreSettings, Turn
 from handlers.validation import mask_phone
-from storage import Conversation, Registration, Repository
+from storage import Conversation, Registration, Repository, UploadStore
 from templates import DEFAULT_LANGUAGE, LANGUAGES, text
 
 log = logging.getLogger(__name__)
@@ -70,11 +72,13 @@ class Dispatcher:
         repo: Repository,
         settings: CoreSettings,
         sms: SmsGateway,
+        files: UploadStore | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.repo = repo
         self.settings = settings
         self.sms = sms
+        self.files = files
         self.clock = clock
         self.locks = KeyedLocks()
 
@@ -82,11 +86,15 @@ class Dispatcher:
         async with self.locks.hold((inbound.channel, inbound.user_id)):
             lang = DEFAULT_LANGUAGE
             try:
+                inspection = None
+                if inbound.attachment is not None:  # decoding and QR reading: off the loop, no lock held
+                    inspection = await asyncio.to_thread(attachments.inspect, inbound.attachment.data)
                 async with self.repo.transaction():
                     if inbound.event_id and await self.repo.event_seen(inbound.channel, inbound.event_id):
                         log.info("skipping redelivered %s event %s", inbound.channel, inbound.event_id)
                         return []
                     turn = await self._load(inbound)
+                    turn.inspection = inspection
                     loaded, lang = turn.reg, turn.conv.lang
                     await conversation.handle(turn)
                     await self._save(turn, loaded)
@@ -96,7 +104,7 @@ class Dispatcher:
                     inbound.channel, inbound.user_id, inbound.kind, inbound.event_id,
                 )
                 return [Outbound(text("internal_error", lang))]
-        replies = list(turn.replies)
+        replies = [await self._rendered(reply, turn.conv.lang) for reply in turn.replies]
         for sms in turn.sms:
             try:
                 await self.sms.send(sms.phone, sms.text)
@@ -104,6 +112,17 @@ class Dispatcher:
                 log.error("SMS to %s failed: %s", mask_phone(sms.phone), e)
                 replies.append(Outbound(text("sms_failed", turn.conv.lang)))
         return replies
+
+    async def _rendered(self, reply: Outbound, lang: str) -> Outbound:
+        document = reply.document
+        if document is None or document.render is None:
+            return reply
+        try:
+            data = await asyncio.to_thread(document.render)
+        except Exception:
+            log.exception("rendering %s failed", document.filename)
+            return Outbound(text("letter_failed", lang), reply.choices, reply.to)
+        return replace(reply, document=replace(document, data=data, render=None))
 
     async def _load(self, inbound: Inbound) -> Turn:
         repo, now = self.repo, self.clock()
@@ -116,7 +135,7 @@ class Dispatcher:
             )
         reg = await repo.get_registration(conv.registration_id) if conv.registration_id else None
         challenge = await repo.get_otp(conv.otp_challenge_id) if conv.otp_challenge_id else None
-        return Turn(inbound, conv, reg, repo, now, self.settings, challenge=challenge)
+        return Turn(inbound, conv, reg, repo, now, self.settings, challenge=challenge, files=self.files)
 
     async def _save(self, turn: Turn, loaded: Registration | None) -> None:
         turn.conv.otp_challenge_id = turn.challenge.id if turn.challenge else None

@@ -7,6 +7,7 @@ here knows about LINE, Telegram or the console.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -86,8 +87,11 @@ class Choice:
 @dataclass(frozen=True)
 class Document:
     filename: str
-    data: bytes
+    data: bytes = b""
     mime_type: str = "application/pdf"
+    # Made by the dispatcher after the turn is committed, in a worker thread (a letter takes
+    # tens of milliseconds); the adapters always receive `data` filled in.
+    render: Callable[[], bytes] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from handlers import otp
+from handlers import letter, otp
 from handlers import validation as v
 from handlers.messages import Choice, Outbound
 from handlers.normalize import fold
@@ -36,8 +36,8 @@ class State(StrEnum):
     PHONE = "phone"
     OTP = "otp"
     SUMMARY = "summary"
-    # Details confirmed. The appointment letter (DESIGN.md step 11) takes over from here.
-    CONFIRMED = "confirmed"
+    LETTER = "letter"  # details confirmed, letter sent: waiting for the signed letter
+    SUBMITTED = "submitted"  # signed letter received: waiting for the review
 
 
 class Handled:
@@ -165,7 +165,7 @@ def officer_name(turn: Turn) -> str | None:
     reg = turn.reg
     if reg is None or not reg.officer_first_name:
         return None
-    return str(v.OfficerName(reg.officer_title or "", reg.officer_first_name, reg.officer_last_name or ""))
+    return letter.full_name(reg)
 
 
 async def answer_national_id(turn: Turn, text: str, payload: str | None) -> Outcome:
@@ -273,13 +273,80 @@ async def answer_summary(turn: Turn, text: str, payload: str | None) -> Outcome:
         return HANDLED
     reg.confirmed_at = turn.now
     await turn.audit("confirmed")
-    turn.conv.state = State.CONFIRMED
     turn.conv.editing = False
-    turn.say(
-        "confirmed", ref=reg.ref, signatory=turn.t(f"signatory_{reg.affiliation}"),
-        choices=[turn.button("btn_new", "cmd:new")],
-    )
+    document = await letter.issue(turn, reg)
+    turn.say("confirmed", ref=reg.ref)
+    await go_to(turn, State.LETTER)
+    turn.replies.append(Outbound(turn.t("letter_caption", ref=reg.ref, version=reg.letter_version),
+                                 tuple(step_choices(turn, State.LETTER)), document=document))
     return HANDLED
+
+
+# --- the letter and the signed letter --------------------------------------------------
+
+def letter_question(turn: Turn) -> str:
+    reg = _reg(turn)
+    return turn.t("ask_letter", signatory=turn.t(f"signatory_{reg.affiliation}"))
+
+
+async def answer_letter(turn: Turn, text: str, payload: str | None) -> Outcome:
+    reg = _reg(turn)
+    if payload == "letter:again":
+        document = letter.letter_document(reg, turn.settings.seal_key)
+        turn.replies.append(Outbound(turn.t("letter_caption", ref=reg.ref, version=reg.letter_version),
+                                     tuple(step_choices(turn, State.LETTER)), document=document))
+        return HANDLED
+    if payload == "letter:edit":  # the details reopen; confirming them again issues a new letter
+        reg.confirmed_at = None
+        await turn.audit("reopened")
+        await go_to(turn, State.SUMMARY)
+        return HANDLED
+    return Invalid("expect_photo")
+
+
+def submitted_question(turn: Turn) -> str:
+    reg = _reg(turn)
+    return turn.t("ask_submitted", ref=reg.ref, phone=v.local_phone(reg.phone or ""))
+
+
+async def answer_submitted(turn: Turn, text: str, payload: str | None) -> Outcome:
+    await ask(turn)
+    return HANDLED
+
+
+async def take_attachment(turn: Turn) -> bool:
+    """A photo or file: the signed letter of one of this officer's registrations, if it is one.
+    False when it is nothing the conversation can use here (the caller says what is expected)."""
+    state, inspection = State(turn.conv.state), turn.inspection
+    expecting = state in (State.LETTER, State.SUBMITTED)
+    if inspection is None or isinstance(inspection, Invalid):
+        if expecting and isinstance(inspection, Invalid):
+            turn.say(f"err_{inspection.reason}", choices=step_choices(turn, state), **inspection.params)
+            return True
+        return False
+    sealed = await letter.sealed_for(turn, inspection)
+    if isinstance(sealed, Invalid):
+        turn.say(f"err_{sealed.reason}", choices=_choices_or_none(turn), **sealed.params)
+        return True
+    if sealed is None and not expecting:
+        return False
+    target, found = sealed if sealed else (_reg(turn), None)
+    assert turn.inbound.attachment is not None
+    received = await letter.receive(turn, target, found, inspection, turn.inbound.attachment.data)
+    if isinstance(received, Invalid):
+        turn.say(f"err_{received.reason}", choices=_choices_or_none(turn), **received.params)
+        return True
+    turn.say(f"letter_received_{received.qr_status}", ref=target.ref)
+    if target is turn.reg:
+        await go_to(turn, State.SUBMITTED)
+    elif state in STEPS:  # a letter for another school, sent in the middle of this one
+        await ask(turn)
+    return True
+
+
+def _choices_or_none(turn: Turn) -> list[Choice]:
+    state = State(turn.conv.state)
+    return step_choices(turn, state) if state in STEPS else []
 
 
 # --- the transition table --------------------------------------------------------------
@@ -367,8 +434,21 @@ STEPS: dict[State, Step] = {
         choices=summary_choices,
         free_text=False,
     ),
+    # After "confirm": not questions to move through, but where the registration waits.
+    State.LETTER: Step(
+        11, "title_letter", letter_question, answer_letter,
+        done=lambda t: False,
+        choices=lambda t: [t.button("btn_letter_again", "letter:again"), t.button("btn_letter_edit", "letter:edit")],
+    ),
+    State.SUBMITTED: Step(
+        12, "title_submitted", submitted_question, answer_submitted,
+        done=lambda t: False,
+        choices=lambda t: [t.button("btn_new", "cmd:new")],
+    ),
 }
-ORDER: list[State] = list(STEPS)
+# The questions, in the order they are asked; moving forward walks this list.
+ORDER: list[State] = list(STEPS)[: list(STEPS).index(State.SUMMARY) + 1]
+AWAITING = (State.LETTER, State.SUBMITTED)
 TOTAL_STEPS = max(step.number for step in STEPS.values())
 
 
@@ -380,7 +460,7 @@ def step_choices(turn: Turn, state: State) -> list[Choice]:
     choices = list(step.choices(turn))
     if turn.reg is not None and step.current(turn) and step.done(turn):
         choices.append(turn.button("btn_keep", "keep"))
-    if state is not State.CONSENT:
+    if state not in (State.CONSENT, State.LETTER, State.SUBMITTED):  # the letter has its own "edit"
         choices.append(turn.button("btn_back", "cmd:back"))
     return choices
 

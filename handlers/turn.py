@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from handlers.attachments import Inspection
 from handlers.messages import Address, Choice, Inbound, Outbound, Sms
 from handlers.otp_policy import OtpPolicy
-from storage import Conversation, OtpChallenge, Registration, Repository
+from handlers.validation import Invalid
+from storage import Conversation, OtpChallenge, Registration, Repository, UploadStore
 from templates import LANGUAGES, text
 
 BANGKOK = timezone(timedelta(hours=7), "ICT")  # Thailand keeps no daylight saving time
@@ -20,6 +22,7 @@ class CoreSettings:
     otp: OtpPolicy = field(default_factory=OtpPolicy)
     admins: frozenset[Address] = frozenset()
     reviewers: frozenset[Address] = frozenset()
+    seal_key: bytes = field(default=b"", repr=False)  # signs the QR seal on letters (storage.Crypto.signing_key)
 
 
 @dataclass
@@ -31,6 +34,8 @@ class Turn:
     now: datetime
     settings: CoreSettings
     challenge: OtpChallenge | None = None  # the code the officer is expected to type, if any
+    files: UploadStore | None = None
+    inspection: Inspection | Invalid | None = None  # what the attachment turned out to be, if any
     replies: list[Outbound] = field(default_factory=list)
     sms: list[Sms] = field(default_factory=list)
     # payload → template key of every button made this turn, so a typed label matches in either language

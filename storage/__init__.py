@@ -1,7 +1,11 @@
 """Storage: one typed repository (`Repository`) over aiosqlite; the only place with SQL."""
 
 from storage.crypto import Crypto
-from storage.models import Conversation, OtpChallenge, PhoneGuard, Registration, School
+from storage.files import UploadStore
+from storage.models import Conversation, OtpChallenge, PhoneGuard, Registration, School, SignedLetter
 from storage.sqlite import Repository
 
-__all__ = ["Conversation", "Crypto", "OtpChallenge", "PhoneGuard", "Registration", "Repository", "School"]
+__all__ = [
+    "Conversation", "Crypto", "OtpChallenge", "PhoneGuard", "Registration", "Repository", "School", "SignedLetter",
+    "UploadStore",
+]

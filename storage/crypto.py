@@ -38,5 +38,14 @@ class Crypto:
         except InvalidToken as e:
             raise RuntimeError("stored personal data cannot be decrypted: wrong KIDDIARY_SECRET_KEY?") from e
 
+    def encrypt_bytes(self, data: bytes) -> bytes:
+        return self._fernet.encrypt(data)
+
+    def decrypt_bytes(self, token: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken as e:
+            raise RuntimeError("stored file cannot be decrypted: wrong KIDDIARY_SECRET_KEY?") from e
+
     def index(self, kind: str, value: str) -> str:
         return hmac.new(self._index_key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()

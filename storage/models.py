@@ -56,6 +56,9 @@ class Registration:
     phone: str | None = None  # E.164, set only once verified by OTP
     phone_verified_at: datetime | None = None
     confirmed_at: datetime | None = None
+    letter_version: int = 0  # bumped each time a letter is issued; the QR code carries it
+    letter_issued_at: datetime | None = None
+    submitted_at: datetime | None = None
 
 
 @dataclass
@@ -85,3 +88,20 @@ class School:
     name: str
     province: str
     affiliation: str
+
+
+@dataclass
+class SignedLetter:
+    """A photo or scan of the signed letter, as received."""
+
+    id: int
+    registration_id: int
+    sha256: str
+    kind: str  # image | pdf
+    mime_type: str
+    size: int
+    qr_status: str  # matched (the QR code is this registration's) | unverified (no QR code found)
+    path: str  # in the upload store
+    received_at: datetime
+    rejected_at: datetime | None = None
+    reject_reason: str | None = None

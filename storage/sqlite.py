@@ -23,7 +23,7 @@ from pathlib import Path
 import aiosqlite
 
 from storage.crypto import Crypto
-from storage.models import Conversation, OtpChallenge, PhoneGuard, Registration, School
+from storage.models import Conversation, OtpChallenge, PhoneGuard, Registration, School, SignedLetter
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,9 @@ class Repository:
             phone=dec(row["phone_enc"]),
             phone_verified_at=_dt(row["phone_verified_at"]),
             confirmed_at=_dt(row["confirmed_at"]),
+            letter_version=row["letter_version"],
+            letter_issued_at=_dt(row["letter_issued_at"]),
+            submitted_at=_dt(row["submitted_at"]),
         )
 
     async def get_registration(self, registration_id: int) -> Registration | None:
@@ -222,7 +225,8 @@ class Repository:
                    province = ?, school_from_directory = ?, old_tsl_username = ?, old_kiddiary_username = ?,
                    officer_title = ?, officer_first_name_enc = ?, officer_last_name_enc = ?,
                    national_id_enc = ?, national_id_index = ?, phone_enc = ?, phone_index = ?,
-                   phone_verified_at = ?, confirmed_at = ?, updated_at = ?
+                   phone_verified_at = ?, confirmed_at = ?, letter_version = ?, letter_issued_at = ?,
+                   submitted_at = ?, updated_at = ?
                WHERE id = ?""",
             (
                 reg.status, reg.affiliation, reg.school_code, reg.school_name, reg.province,
@@ -230,13 +234,57 @@ class Repository:
                 reg.officer_title, enc(reg.officer_first_name), enc(reg.officer_last_name),
                 enc(reg.national_id), reg.national_id and idx("national_id", reg.national_id),
                 enc(reg.phone), reg.phone and idx("phone", reg.phone),
-                _ts(reg.phone_verified_at), _ts(reg.confirmed_at), _ts(now), reg.id,
+                _ts(reg.phone_verified_at), _ts(reg.confirmed_at), reg.letter_version, _ts(reg.letter_issued_at),
+                _ts(reg.submitted_at), _ts(now), reg.id,
             ),
         )
 
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._all("SELECT status, COUNT(*) AS n FROM registrations GROUP BY status")
         return {r["status"]: r["n"] for r in rows}
+
+    async def registrations_of(self, channel: str, user_id: str) -> list[Registration]:
+        rows = await self._all(
+            "SELECT * FROM registrations WHERE channel = ? AND user_id = ? ORDER BY id", (channel, user_id)
+        )
+        return [self._registration(r) for r in rows]
+
+    # --- signed letters ----------------------------------------------------------------
+
+    async def add_signed_letter(
+        self, registration_id: int, sha256: str, kind: str, mime_type: str, size: int, qr_status: str, path: str,
+        received_at: datetime,
+    ) -> SignedLetter:
+        cursor = await self._execute(
+            """INSERT INTO signed_letters (registration_id, sha256, kind, mime_type, size, qr_status, path,
+                                           received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+            (registration_id, sha256, kind, mime_type, size, qr_status, path, _ts(received_at)),
+        )
+        assert cursor.lastrowid is not None
+        return SignedLetter(cursor.lastrowid, registration_id, sha256, kind, mime_type, size, qr_status, path,
+                            received_at)
+
+    async def signed_letters_of(self, registration_id: int) -> list[SignedLetter]:
+        rows = await self._all("SELECT * FROM signed_letters WHERE registration_id = ? ORDER BY id",
+                               (registration_id,))
+        return [
+            SignedLetter(r["id"], r["registration_id"], r["sha256"], r["kind"], r["mime_type"], r["size"],
+                         r["qr_status"], r["path"], _dt(r["received_at"]), _dt(r["rejected_at"]),  # type: ignore[arg-type]
+                         r["reject_reason"])
+            for r in rows
+        ]
+
+    async def reject_signed_letter(self, letter_id: int, at: datetime, reason: str) -> None:
+        await self._execute(
+            "UPDATE signed_letters SET rejected_at = ?, reject_reason = ? WHERE id = ?", (_ts(at), reason, letter_id)
+        )
+
+    async def was_rejected(self, sha256: str) -> bool:
+        """Whether a file with exactly this content was rejected before (for any registration)."""
+        row = await self._one(
+            "SELECT 1 FROM signed_letters WHERE sha256 = ? AND rejected_at IS NOT NULL LIMIT 1", (sha256,)
+        )
+        return row is not None
 
     # --- audit trail -------------------------------------------------------------------
 

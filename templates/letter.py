@@ -171,7 +171,7 @@ def _build(data: LetterData, st: Styles) -> tuple[bytes, int]:
         ], [WIDTH * 0.45, WIDTH * 0.55]),
     ]
 
-    def decorate(canvas, doc) -> None:  # noqa: ANN001 - reportlab's callback
+    def decorate(canvas, doc) -> None:
         footer = ThaiParagraph(w["footer"].format(**fill), SMALL)
         _, height = footer.wrapOn(canvas, WIDTH, BOTTOM)
         footer.drawOn(canvas, LEFT, BOTTOM - height - 0.2 * cm)
@@ -180,7 +180,7 @@ def _build(data: LetterData, st: Styles) -> tuple[bytes, int]:
     doc = SimpleDocTemplate(
         buffer, pagesize=A4, leftMargin=LEFT, rightMargin=RIGHT, topMargin=TOP, bottomMargin=BOTTOM,
         title=w["title"].replace("\n", ""), author=data.school_name, subject=data.ref,
-        creator="KidDiary registration assistant",
+        creator="KidDiary registration assistant", initialFontName=FONT,
     )
     doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
     return buffer.getvalue(), doc.page

@@ -83,7 +83,7 @@ def _chars_of_glyph(name: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _tokenizer():  # noqa: ANN202 - pythainlp's word_tokenize
+def _tokenizer():
     """pythainlp's newmm segmenter, its dictionary loaded once per process."""
     from pythainlp.tokenize import word_tokenize
 
@@ -133,7 +133,8 @@ class Style:
 
 @dataclass
 class Piece:
-    text: str  # shaped (ShapedStr) when shaping changed anything
+    source: str  # the text as written
+    shaped: str  # as drawn: a ShapedStr when shaping changed anything
     width: float
     spaces: int  # how many spaces separated it from the previous piece
 
@@ -151,7 +152,7 @@ class Line:
 
     @property
     def text(self) -> str:
-        return "".join(" " * (p.spaces if i else 0) + str(p.text) for i, p in enumerate(self.pieces))
+        return "".join(" " * (p.spaces if i else 0) + p.source for i, p in enumerate(self.pieces))
 
 
 def _shape(text: str, font: str, size: float) -> tuple[str, float]:
@@ -181,20 +182,20 @@ def lay_out(text: str, style: Style, width: float) -> list[Line]:
     space = pdfmetrics.stringWidth(" ", style.font, style.size)
     lines = [Line(space, indent=style.first_indent)]
     for run, spaces in chunks(text):
-        piece = Piece(*_shape(run, style.font, style.size), spaces=spaces)
+        piece = Piece(run, *_shape(run, style.font, style.size), spaces=spaces)
         line = lines[-1]
         room = width - line.indent - line.width - (space * spaces if line.pieces else 0)
-        if piece.width <= room or not line.pieces and piece.width <= width - line.indent:
+        if piece.width <= room or (not line.pieces and piece.width <= width - line.indent):
             line.pieces.append(piece)
             continue
         if line.pieces:
             lines.append(line := Line(space))
         if piece.width <= width:
-            line.pieces.append(Piece(piece.text, piece.width, 0))
+            line.pieces.append(replace(piece, spaces=0))
             continue
         # One run wider than the line (a long URL or name): cut between clusters, never inside one.
         for cluster in clusters(run):
-            part = Piece(*_shape(cluster, style.font, style.size), spaces=0)
+            part = Piece(cluster, *_shape(cluster, style.font, style.size), spaces=0)
             if line.pieces and line.width + part.width > width:
                 lines.append(line := Line(space))
             line.pieces.append(part)
@@ -218,10 +219,10 @@ class ThaiParagraph(Flowable):
         self.width = available_width
         return available_width, len(self.lines) * self.style.leading
 
-    def getSpaceBefore(self) -> float:  # noqa: N802 - reportlab's name
+    def getSpaceBefore(self) -> float:
         return self.style.space_before
 
-    def getSpaceAfter(self) -> float:  # noqa: N802 - reportlab's name
+    def getSpaceAfter(self) -> float:
         return self.style.space_after
 
     def split(self, available_width: float, available_height: float) -> list[Flowable]:
@@ -262,6 +263,6 @@ class ThaiParagraph(Flowable):
             if i:
                 x += line.space * piece.spaces + stretch
                 text.setTextOrigin(x, y)
-            text.textOut(piece.text)
+            text.textOut(piece.shaped)
             x += piece.width
         self.canv.drawText(text)

@@ -6,7 +6,7 @@ import pytest
 
 from handlers.dispatch import Dispatcher
 from handlers.turn import CoreSettings
-from storage import Crypto, Repository
+from storage import Crypto, Repository, UploadStore
 from tests.fakes.sms import RecordingSmsGateway
 from tests.helpers import Clock, Officer
 
@@ -36,13 +36,18 @@ async def repo(tmp_path, crypto) -> AsyncIterator[Repository]:
 
 
 @pytest.fixture
-def settings() -> CoreSettings:
-    return CoreSettings()
+def settings(crypto) -> CoreSettings:
+    return CoreSettings(seal_key=crypto.signing_key)
 
 
 @pytest.fixture
-def dispatcher(repo, settings, sms, clock) -> Dispatcher:
-    return Dispatcher(repo, settings, sms, clock=clock)
+def files(tmp_path, crypto) -> UploadStore:
+    return UploadStore(tmp_path / "uploads", crypto)
+
+
+@pytest.fixture
+def dispatcher(repo, settings, sms, files, clock) -> Dispatcher:
+    return Dispatcher(repo, settings, sms, files, clock=clock)
 
 
 @pytest.fixture

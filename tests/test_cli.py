@@ -12,8 +12,10 @@ import threading
 import time
 from pathlib import Path
 
+import pypdfium2
 import pytest
 
+from handlers.steps import TOTAL_STEPS
 from templates import text as t
 
 SCRIPT = Path(sys.executable).with_name("kiddiary-bot")
@@ -66,7 +68,7 @@ class Chat:
 
 
 def step(n: int) -> str:
-    return f"ขั้นที่ {n}/10"
+    return f"ขั้นที่ {n}/{TOTAL_STEPS}"
 
 
 def walk_to_otp(chat: Chat) -> str:
@@ -93,11 +95,22 @@ def test_a_whole_registration_in_the_console_chat(tmp_path):
     summary = chat.wait_for(step(10) + r"[\s\S]*\[1\] ยืนยัน")
     assert "1-2345-xxxxx-xx-1" in summary and "081-234-5678 (ยืนยันแล้ว)" in summary
     chat.send("1")  # [1] ยืนยัน
-    done = chat.wait_for(r"เลขอ้างอิง: KD-[\s\S]*ลงนาม")
-    assert "ผู้อำนวยการโรงเรียน" in done
+    done = chat.wait_for(r"📄 (\S+\.pdf)")
+    assert "ผู้อำนวยการโรงเรียน" in done and step(11) in done
+    letter = tmp_path / re.search(r"📄 (\S+\.pdf)", done).group(1)  # type: ignore[union-attr]
+    assert letter.read_bytes().startswith(b"%PDF-")
+
+    photo = tmp_path / "signed.png"  # the letter as a phone would see it
+    pdf = pypdfium2.PdfDocument(letter.read_bytes())
+    pdf[0].render(scale=1.5).to_pil().save(photo)
+    pdf.close()
+    chat.send(f"/photo {photo}")
+    received = chat.wait_for(step(12))
+    assert "คิวอาร์โค้ดตรงกับการลงทะเบียน" in received
     chat.send("/quit")
     assert chat.proc.wait(timeout=20) == 0
     assert (tmp_path / "data" / "kiddiary.sqlite3").exists()
+    assert len(list((tmp_path / "data" / "uploads").rglob("*.bin"))) == 1
 
 
 def test_two_processes_one_data_folder(tmp_path):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from handlers.messages import Address, Kind
-from handlers.steps import EDITABLE, TOTAL_STEPS
+from handlers.steps import EDITABLE, STEPS, TOTAL_STEPS, State
 from storage import School
 from templates import text as t
 from tests.helpers import ANSWERS, NATIONAL_ID, PHONE, Officer
+
+SUMMARY_STEP = STEPS[State.SUMMARY].number
 
 
 async def stored(officer: Officer):
@@ -36,7 +38,7 @@ async def test_whole_registration(officer: Officer, repo, sms):
     assert sms.sent[-1][0] == PHONE
     await officer.say(sms.last_code())
     assert officer.said("otp_verified", phone="081-234-5678")
-    assert f"ขั้นที่ 10/{TOTAL_STEPS}" in officer.text
+    assert f"ขั้นที่ {SUMMARY_STEP}/{TOTAL_STEPS}" in officer.text
     for shown in ("โรงเรียนบ้านหนองบัว", "1054530001", "แพร่", "tsl1234", "nongbua.school",
                   "นางสาวสมศรี ใจดี", "1-2345-xxxxx-xx-1", "081-234-5678"):
         assert shown in officer.text
@@ -44,17 +46,20 @@ async def test_whole_registration(officer: Officer, repo, sms):
 
     await officer.press("confirm")
     conv, reg = await stored(officer)
-    assert officer.said("confirmed", ref=reg.ref, signatory=t("signatory_obec", "th"))
-    assert conv.state == "confirmed"
+    assert officer.said("confirmed", ref=reg.ref)
+    assert officer.said("ask_letter", signatory=t("signatory_obec", "th"))
+    document = officer.replies[-1].document
+    assert document.data.startswith(b"%PDF-") and document.filename == f"KidDiary-{reg.ref}-1.pdf"
+    assert conv.state == "letter"
     assert (reg.status, reg.affiliation, reg.school_code, reg.school_name, reg.province) == (
-        "draft", "obec", "1054530001", "โรงเรียนบ้านหนองบัว", "แพร่")
+        "letter_issued", "obec", "1054530001", "โรงเรียนบ้านหนองบัว", "แพร่")
     assert (reg.old_tsl_username, reg.old_kiddiary_username) == ("tsl1234", "nongbua.school")
     assert (reg.officer_title, reg.officer_first_name, reg.officer_last_name) == ("นางสาว", "สมศรี", "ใจดี")
     assert (reg.national_id, reg.phone) == (NATIONAL_ID, PHONE)
     assert reg.phone_verified_at is not None and reg.confirmed_at is not None
     async with repo.transaction():
         trail = [e.kind for e in await repo.audit_trail(reg.id)]
-    assert trail == ["created", "consent", "phone_verified", "confirmed"]
+    assert trail == ["created", "consent", "phone_verified", "confirmed", "letter_issued"]
 
 
 async def test_lao_affiliation_names_the_right_signatory(officer: Officer):
@@ -66,8 +71,7 @@ async def test_lao_affiliation_names_the_right_signatory(officer: Officer):
         await officer.say(answer)
     await officer.say(officer.sms.last_code())
     await officer.press("confirm")
-    _, reg = await stored(officer)
-    assert officer.said("confirmed", ref=reg.ref, signatory=t("signatory_lao", "th"))
+    assert officer.said("ask_letter", signatory=t("signatory_lao", "th"))
 
 
 async def test_consent_declined_stores_nothing(officer: Officer, repo):
@@ -176,7 +180,7 @@ async def test_edit_a_field_from_the_summary(officer: Officer, field: str):
     if field == "school_code":  # another code: the school's name and province are asked again
         await officer.say("โรงเรียนวัดใหม่")
         await officer.say("น่าน")
-    assert officer.said("progress", n=TOTAL_STEPS, total=TOTAL_STEPS, title=t("title_summary", "th"))
+    assert officer.said("progress", n=SUMMARY_STEP, total=TOTAL_STEPS, title=t("title_summary", "th"))
     _, after = await stored(officer)
     assert getattr(after, attribute) == value
     unchanged = {"ref", "phone", "affiliation", "national_id", "old_tsl_username"} - {attribute}
@@ -187,7 +191,7 @@ async def test_edit_affiliation_to_one_whose_code_rule_fails_asks_the_code_again
     await officer.up_to("summary")
     await officer.press("edit:affiliation")
     await officer.press("aff:lao")  # a 10-digit code is valid for อปท. too: straight back to the summary
-    assert officer.said("progress", n=TOTAL_STEPS, total=TOTAL_STEPS, title=t("title_summary", "th"))
+    assert officer.said("progress", n=SUMMARY_STEP, total=TOTAL_STEPS, title=t("title_summary", "th"))
     await officer.press("edit:school_code")
     await officer.say("123456")
     await officer.say("ศูนย์พัฒนาเด็กเล็กบ้านดอน")
@@ -340,7 +344,7 @@ async def test_new_registration_only_after_confirming_the_current_one(officer: O
     _, first = await stored(officer)
     assert officer.said("new_needs_confirm", ref=first.ref)
     await officer.press("confirm")
-    await officer.press("cmd:new")
+    await officer.say("/new")
     assert officer.said("ask_consent")
     await officer.press("consent:accept")
     await officer.press("aff:lao")
@@ -356,7 +360,7 @@ async def test_back_after_confirming_reopens_the_summary(officer: Officer):
     await officer.say("/back")
     assert "confirm" in officer.payloads
     _, reg = await stored(officer)
-    assert reg.confirmed_at is None
+    assert reg.confirmed_at is None and reg.letter_version == 1
 
 
 async def test_messages_in_a_group_are_not_registrations(officer: Officer):

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from handlers.dispatch import Dispatcher
+from handlers.steps import TOTAL_STEPS
 from handlers.turn import CoreSettings
 from storage import Crypto, Repository
 from storage.sqlite import OutsideTransaction, _migration_files
@@ -67,16 +68,16 @@ async def test_a_wrong_secret_key_is_an_explicit_error(officer: Officer, tmp_pat
 async def test_a_registration_survives_a_restart(tmp_path, crypto, sms, clock):
     path = tmp_path / "kiddiary.sqlite3"
     repo = await Repository.open(path, crypto)
-    officer = Officer(Dispatcher(repo, CoreSettings(), sms, clock=clock), sms)
+    officer = Officer(Dispatcher(repo, CoreSettings(seal_key=crypto.signing_key), sms, clock=clock), sms)
     await officer.up_to("otp")
     code = sms.last_code()
     await repo.close()
 
     repo = await Repository.open(path, crypto)  # as a new process would
     try:
-        officer = Officer(Dispatcher(repo, CoreSettings(), sms, clock=clock), sms)
+        officer = Officer(Dispatcher(repo, CoreSettings(seal_key=crypto.signing_key), sms, clock=clock), sms)
         await officer.say("/status")
-        assert "9/10" in officer.text
+        assert f"9/{TOTAL_STEPS}" in officer.text
         await officer.say(code)
         assert officer.said("otp_verified", phone="081-234-5678")
     finally:

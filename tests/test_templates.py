@@ -38,7 +38,7 @@ def test_every_step_has_a_title_help_and_edit_button():
     keys = catalogue()
     for state, step in STEPS.items():
         assert step.title in keys and f"help_{state}" in keys
-    for state in (State.START, State.CONFIRMED):
+    for state in (State.START, *STEPS):
         assert f"help_{state}" in keys
     for state in EDITABLE:
         assert f"btn_edit_{state}" in keys

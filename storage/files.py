@@ -1,0 +1,45 @@
+"""Uploaded files (signed letters), encrypted at rest under DATA_DIR/uploads.
+
+Files are named by the SHA-256 of their content, so storing the same photo twice writes
+one file, and a crash between writing and committing leaves at most an orphan, never a
+database row without its file. Blocking: call from a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from storage.crypto import Crypto
+
+
+class UploadStore:
+    def __init__(self, root: Path, crypto: Crypto) -> None:
+        self.root = root
+        self._crypto = crypto
+
+    def put(self, data: bytes) -> str:
+        """Store `data` encrypted; return its path relative to the store."""
+        digest = hashlib.sha256(data).hexdigest()
+        relative = f"{digest[:2]}/{digest}.bin"
+        target = self.root / relative
+        if target.exists():
+            return relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        token = self._crypto.encrypt_bytes(data)
+        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(token)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, target)  # atomic: a reader never sees half a file
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return relative
+
+    def get(self, relative: str) -> bytes:
+        return self._crypto.decrypt_bytes((self.root / relative).read_bytes())

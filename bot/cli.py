@@ -19,6 +19,7 @@ from handlers import validation
 from handlers.normalize import fold
 from storage import School
 from storage.models import STATUSES
+from templates import letter
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,6 +58,7 @@ async def chat(config: Config, args: argparse.Namespace) -> int:
     # In the console, the local reviewer and admin identities have their roles.
     config = replace(config, reviewers=config.reviewers | {console.REVIEWER}, admins=config.admins | {console.ADMIN})
     async with open_app(config, make_gateway(config)) as app:
+        await asyncio.to_thread(letter.prepare)
         await console.ConsoleChat(app.dispatcher, outbox=app.config.data_dir / "outbox").run()
     return 0
 

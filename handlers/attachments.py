@@ -65,7 +65,8 @@ def _image(data: bytes) -> Image.Image | Invalid:
     try:
         image = Image.open(io.BytesIO(data))
     except Exception:  # Pillow raises many kinds for "not an image"
-        return Invalid("file_type")
+        # A damaged photo is not "the wrong kind of file": say which it is.
+        return Invalid("file_unreadable" if _image_signature(data) else "file_type")
     if image.format not in IMAGE_FORMATS:
         return Invalid("file_type")
     width, height = image.size
@@ -78,6 +79,15 @@ def _image(data: bytes) -> Image.Image | Invalid:
     decoded = ImageOps.exif_transpose(image)  # phones store "rotate me" in EXIF
     decoded.format = image.format
     return decoded
+
+
+def _image_signature(data: bytes) -> bool:
+    """Whether the bytes start like one of the accepted picture formats."""
+    return (
+        data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"))
+        or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+        or (data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"hevc"))
+    )
 
 
 def _first_page(data: bytes) -> Image.Image | Invalid:

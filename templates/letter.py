@@ -24,7 +24,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import cm
 from reportlab.platypus import Flowable, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from templates.thai_layout import FONT, FONT_BOLD, Style, ThaiParagraph, register_fonts
+from templates.thai_layout import FONT, FONT_BOLD, Style, ThaiParagraph, register_fonts, words
 
 THAI_DIGITS = str.maketrans("0123456789", "๐๑๒๓๔๕๖๗๘๙")
 LEFT, RIGHT, TOP, BOTTOM = 3 * cm, 2 * cm, 1.5 * cm, 1.5 * cm
@@ -120,6 +120,12 @@ def _qr(payload: str, ref: str) -> list[Flowable]:
     drawing = Drawing(QR_SIZE, QR_SIZE, transform=[QR_SIZE / (x1 - x0), 0, 0, QR_SIZE / (y1 - y0), 0, 0])
     drawing.add(widget)
     return [drawing, ThaiParagraph(ref, Style(size=8, leading=10, align="center"))]
+
+
+def prepare() -> None:
+    """Load the fonts and the word dictionary now (half a second), not in the first officer's turn."""
+    register_fonts()
+    words("อุ่นเครื่อง")
 
 
 def render_letter(data: LetterData) -> bytes:

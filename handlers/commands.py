@@ -10,6 +10,7 @@ from handlers.steps import (
     State,
     advance,
     ask,
+    discard,
     drop_pending_code,
     go_to,
     previous_state,
@@ -17,7 +18,7 @@ from handlers.steps import (
     take_answer,
 )
 from handlers.turn import Turn
-from storage.models import CANCELLED, DRAFT, LETTER_ISSUED
+from storage.models import DRAFT, LETTER_ISSUED
 from templates import LANGUAGES
 
 # Typed words (folded) that mean a command, in Thai and English, with or without a slash.
@@ -122,12 +123,9 @@ async def answer_cancel(turn: Turn, text: str, payload: str | None) -> bool:
     yes = payload == "cancel:yes" or (payload is None and fold(text) in yes_labels | YES_WORDS)
     if yes and cancellable(turn):
         assert turn.reg is not None
-        turn.reg.status = CANCELLED
-        await turn.audit("cancelled")
-        await drop_pending_code(turn)
-        turn.say("cancelled", ref=turn.reg.ref, choices=[turn.button("btn_start", "cmd:start")])
-        turn.reg, turn.conv.registration_id = None, None
-        turn.conv.state, turn.conv.editing = State.START, False
+        ref = turn.reg.ref
+        await discard(turn, "cancelled")
+        turn.say("cancelled", ref=ref, choices=[turn.button("btn_start", "cmd:start")])
         return True
     no_labels = {fold(x) for x in turn.labels(turn.button("btn_cancel_no", "cancel:no"))}
     if payload == "cancel:no" or (payload is None and fold(text) in no_labels | {"ไม่", "no", "n"}):

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from handlers import attachments, conversation
-from handlers.messages import Inbound, Outbound
+from handlers.messages import Inbound, Outbound, Sms
 from handlers.steps import State
 from handlers.turn import CoreSettings, Turn
 from handlers.validation import mask_phone
@@ -83,35 +83,54 @@ class Dispatcher:
         self.locks = KeyedLocks()
 
     async def handle(self, inbound: Inbound) -> list[Outbound]:
+        # Everything for one user happens under their lock, sending included, so that replies
+        # to two quick messages cannot overtake each other.
         async with self.locks.hold((inbound.channel, inbound.user_id)):
-            lang = DEFAULT_LANGUAGE
-            try:
-                inspection = None
-                if inbound.attachment is not None:  # decoding and QR reading: off the loop, no lock held
-                    inspection = await asyncio.to_thread(attachments.inspect, inbound.attachment.data)
-                async with self.repo.transaction():
-                    if inbound.event_id and await self.repo.event_seen(inbound.channel, inbound.event_id):
-                        log.info("skipping redelivered %s event %s", inbound.channel, inbound.event_id)
-                        return []
-                    turn = await self._load(inbound)
-                    turn.inspection = inspection
-                    loaded, lang = turn.reg, turn.conv.lang
-                    await conversation.handle(turn)
-                    await self._save(turn, loaded)
-            except Exception:
-                log.exception(
-                    "turn failed: %s:%s kind=%s event=%s",
-                    inbound.channel, inbound.user_id, inbound.kind, inbound.event_id,
-                )
-                return [Outbound(text("internal_error", lang))]
-        replies = [await self._rendered(reply, turn.conv.lang) for reply in turn.replies]
-        for sms in turn.sms:
-            try:
-                await self.sms.send(sms.phone, sms.text)
-            except SmsError as e:
-                log.error("SMS to %s failed: %s", mask_phone(sms.phone), e)
-                replies.append(Outbound(text("sms_failed", turn.conv.lang)))
-        return replies
+            turn = await self._turn(inbound)
+            if turn is None:
+                return []
+            if isinstance(turn, Outbound):
+                return [turn]
+            replies = [await self._rendered(reply, turn.conv.lang) for reply in turn.replies]
+            for sms in turn.sms:
+                if not await self._send_sms(sms, turn.now):
+                    replies.append(Outbound(text("sms_failed", turn.conv.lang)))
+            return replies
+
+    async def _turn(self, inbound: Inbound) -> Turn | Outbound | None:
+        """Load, handle and save one inbound in one transaction. None: a redelivery, skipped;
+        an Outbound: the apology after a failure (nothing of the turn was kept)."""
+        lang = DEFAULT_LANGUAGE
+        try:
+            inspection = None
+            if inbound.attachment is not None:  # decoding and QR reading: off the loop, no lock held
+                inspection = await asyncio.to_thread(attachments.inspect, inbound.attachment.data)
+            async with self.repo.transaction():
+                if inbound.event_id and await self.repo.event_seen(inbound.channel, inbound.event_id):
+                    log.info("skipping redelivered %s event %s", inbound.channel, inbound.event_id)
+                    return None
+                turn = await self._load(inbound)
+                turn.inspection = inspection
+                loaded, lang = turn.reg, turn.conv.lang
+                await conversation.handle(turn)
+                await self._save(turn, loaded)
+            return turn
+        except Exception:
+            log.exception(
+                "turn failed: %s:%s kind=%s event=%s", inbound.channel, inbound.user_id, inbound.kind, inbound.event_id
+            )
+            return Outbound(text("internal_error", lang))
+
+    async def _send_sms(self, sms: Sms, now: datetime) -> bool:
+        try:
+            await self.sms.send(sms.phone, sms.text)
+            return True
+        except SmsError as e:
+            log.error("SMS to %s failed: %s", mask_phone(sms.phone), e)
+        if sms.otp_challenge_id is not None:  # an undelivered code must not use up the officer's limits
+            async with self.repo.transaction():
+                await self.repo.otp_send_failed(sms.otp_challenge_id, now)
+        return False
 
     async def _rendered(self, reply: Outbound, lang: str) -> Outbound:
         document = reply.document

@@ -110,3 +110,4 @@ class Sms:
 
     phone: str  # E.164
     text: str = field(repr=False)  # may hold a one-time code: never printed in reprs or logs
+    otp_challenge_id: int | None = None  # the code it carries, released from the limits if sending fails

@@ -62,7 +62,7 @@ async def request_code(turn: Turn, phone: str) -> Invalid | None:
     )
     turn.challenge = challenge
     minutes = int(policy.ttl.total_seconds() // 60)
-    turn.sms.append(Sms(phone, turn.t("sms_otp", code=pyotp.HOTP(secret).at(0), minutes=minutes)))
+    turn.sms.append(Sms(phone, turn.t("sms_otp", code=pyotp.HOTP(secret).at(0), minutes=minutes), challenge.id))
     log.info("OTP %d issued to %s", challenge.id, mask_phone(phone))
     return None
 

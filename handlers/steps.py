@@ -19,7 +19,7 @@ from handlers.messages import Choice, Outbound
 from handlers.normalize import fold
 from handlers.turn import Turn
 from handlers.validation import Invalid
-from storage.models import DRAFT, Registration
+from storage.models import CANCELLED, DRAFT, Registration
 
 
 class State(StrEnum):
@@ -65,6 +65,8 @@ class Step:
 
 async def answer_consent(turn: Turn, text: str, payload: str | None) -> Outcome:
     if payload != "consent:accept":
+        if turn.reg is not None:  # came back to the notice and withdrew: nothing personal may stay
+            await discard(turn, "consent_withdrawn")
         turn.conv.state = State.START
         turn.say("consent_declined", choices=[turn.button("btn_start", "cmd:start")])
         return HANDLED
@@ -77,11 +79,31 @@ async def answer_consent(turn: Turn, text: str, payload: str | None) -> Outcome:
     return None
 
 
+async def discard(turn: Turn, kind: str) -> None:
+    """Cancel the current registration and erase its personal data (PDPA: no longer needed).
+    The school details and the audit trail stay, so staff can see what happened."""
+    reg = turn.reg
+    assert reg is not None
+    reg.status = CANCELLED
+    reg.officer_first_name = reg.officer_last_name = reg.national_id = reg.phone = None
+    reg.phone_verified_at = None
+    await drop_pending_code(turn)
+    await turn.audit(kind, "personal data erased")
+    turn.reg = None
+    turn.conv.state, turn.conv.editing, turn.conv.confirm_cancel = State.START, False, False
+
+
 # --- school ----------------------------------------------------------------------------
 
 async def answer_affiliation(turn: Turn, text: str, payload: str | None) -> Outcome:
     assert turn.reg is not None and payload
-    turn.reg.affiliation = payload.removeprefix("aff:")
+    reg = turn.reg
+    affiliation = payload.removeprefix("aff:")
+    if reg.affiliation and affiliation != reg.affiliation and reg.school_from_directory:
+        # The directory knows this code under the other affiliation: the code must be given again.
+        reg.school_code = reg.school_name = reg.province = None
+        reg.school_from_directory = False
+    reg.affiliation = affiliation
     return None
 
 
@@ -100,8 +122,8 @@ async def answer_school_code(turn: Turn, text: str, payload: str | None) -> Outc
         reg.school_name, reg.province = directory_entry.name, directory_entry.province
         reg.school_from_directory = True
         turn.say("school_found", name=directory_entry.name, province=directory_entry.province)
-    elif code != reg.school_code or reg.school_from_directory:
-        reg.school_name = reg.province = None  # another school: its name must be asked again
+    elif reg.school_from_directory:  # the name and province came with the old code: ask them
+        reg.school_name = reg.province = None
         reg.school_from_directory = False
     reg.school_code = code
     return None
@@ -468,6 +490,9 @@ def step_choices(turn: Turn, state: State) -> list[Choice]:
 async def ask(turn: Turn) -> None:
     """Ask the question of the current state, with where the officer is and what they said before."""
     state = State(turn.conv.state)
+    if state is State.START:  # no question: offer to begin
+        turn.say("help_start", choices=[turn.button("btn_start", "cmd:start")])
+        return
     step = STEPS[state]
     header = turn.t("progress", n=step.number, total=TOTAL_STEPS, title=turn.t(step.title))
     parts = [header, step.question(turn)]
@@ -519,6 +544,8 @@ async def take_answer(turn: Turn, text: str, payload: str | None) -> None:
     state = State(turn.conv.state)
     step = STEPS[state]
     if payload == "keep" and step.done(turn):
+        if state is State.PHONE and turn.reg and turn.reg.phone:  # keep the verified number, not a pending one
+            await drop_pending_code(turn)
         await advance(turn)
         return
     if payload is None and not step.free_text:

@@ -10,6 +10,7 @@ load this bot sees; WAL lets readers in other processes (the CLI) work alongside
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import secrets
 import sqlite3
@@ -61,7 +62,9 @@ class Repository:
         self._db = db
         self._crypto = crypto
         self._lock = asyncio.Lock()
-        self._in_transaction = False
+        # Set only in the task (context) that holds the transaction: another coroutine calling
+        # in meanwhile must not slip its statements into someone else's transaction.
+        self._in_transaction: contextvars.ContextVar[bool] = contextvars.ContextVar("in_transaction", default=False)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -83,22 +86,32 @@ class Repository:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Repository]:
-        """One atomic unit of work: committed when the block ends, rolled back on any error."""
+        """One atomic unit of work: committed when the block ends, rolled back on any error
+        (a failed COMMIT included: a full disk must not leave the connection stuck mid-transaction)."""
+        if self._in_transaction.get():
+            raise RuntimeError("transactions do not nest")
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
-            self._in_transaction = True
+            token = self._in_transaction.set(True)
             try:
                 yield self
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            else:
                 await self._db.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
             finally:
-                self._in_transaction = False
+                self._in_transaction.reset(token)
+
+    async def _rollback(self) -> None:
+        if not self._db.in_transaction:  # SQLite already rolled back (some errors do that)
+            return
+        try:
+            await self._db.execute("ROLLBACK")
+        except Exception:  # keep the original error: it says what went wrong
+            log.exception("ROLLBACK failed")
 
     async def _execute(self, sql: str, params: Iterable[object] = ()) -> aiosqlite.Cursor:
-        if not self._in_transaction:
+        if not self._in_transaction.get():
             raise OutsideTransaction(sql.split()[0])
         return await self._db.execute(sql, tuple(params))
 
@@ -337,18 +350,26 @@ class Repository:
             "UPDATE otp_challenges SET closed_at = ? WHERE id = ? AND closed_at IS NULL", (_ts(at), challenge_id)
         )
 
+    async def otp_send_failed(self, challenge_id: int, at: datetime) -> None:
+        """The gateway could not send this code: close it, and let it count against no limit."""
+        await self._execute(
+            "UPDATE otp_challenges SET send_failed = 1, closed_at = COALESCE(closed_at, ?) WHERE id = ?",
+            (_ts(at), challenge_id),
+        )
+
     async def otp_sent_to_phone(self, phone: str, since: datetime) -> list[datetime]:
-        """When codes were sent to this phone since `since`, oldest first."""
+        """When codes were sent to this phone after `since`, oldest first."""
         rows = await self._all(
-            "SELECT created_at FROM otp_challenges WHERE phone_index = ? AND created_at >= ? ORDER BY created_at",
+            """SELECT created_at FROM otp_challenges WHERE phone_index = ? AND created_at > ? AND send_failed = 0
+               ORDER BY created_at""",
             (self._crypto.index("phone", phone), _ts(since)),
         )
         return [_dt(r[0]) for r in rows]  # type: ignore[misc]
 
     async def otp_sent_for_user(self, channel: str, user_id: str, since: datetime) -> list[datetime]:
         rows = await self._all(
-            """SELECT created_at FROM otp_challenges WHERE channel = ? AND user_id = ? AND created_at >= ?
-               ORDER BY created_at""",
+            """SELECT created_at FROM otp_challenges
+               WHERE channel = ? AND user_id = ? AND created_at > ? AND send_failed = 0 ORDER BY created_at""",
             (channel, user_id, _ts(since)),
         )
         return [_dt(r[0]) for r in rows]  # type: ignore[misc]
@@ -356,7 +377,8 @@ class Repository:
     async def otp_sent_total(self, since: datetime) -> tuple[int, datetime | None]:
         """How many codes were sent since `since`, and when the oldest of them was."""
         row = await self._one(
-            "SELECT COUNT(*), MIN(created_at) FROM otp_challenges WHERE created_at >= ?", (_ts(since),)
+            "SELECT COUNT(*), MIN(created_at) FROM otp_challenges WHERE created_at > ? AND send_failed = 0",
+            (_ts(since),),
         )
         assert row is not None
         return row[0], _dt(row[1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from dataclasses import replace
+from datetime import timedelta
 
 from handlers.otp_policy import OtpPolicy
 from tests.helpers import PHONE, Officer
@@ -206,3 +207,42 @@ async def test_codes_and_phones_are_neither_stored_nor_logged_in_clear(officer: 
     for secret in (code, PHONE, "812345678"):
         assert secret.encode() not in raw
         assert not any(secret in str(value) for row in rows for value in row)
+
+
+async def test_codes_the_gateway_could_not_send_use_up_no_limit(officer: Officer, sms, clock):
+    await officer.up_to("phone")
+    sms.fail_next = 6
+    await officer.say("081-234-5678")
+    assert officer.said("sms_failed")
+    for _ in range(5):
+        clock.advance(seconds=61)
+        await officer.press("otp:resend")
+        assert officer.said("sms_failed")
+    clock.advance(seconds=1)  # no cooldown either: nothing was sent
+    await officer.press("otp:resend")
+    assert len(sms.sent) == 1 and officer.said("ask_otp", phone="08x-xxx-5678", minutes=5)
+    await officer.say(sms.last_code())
+    assert await registered_phone(officer) == PHONE
+
+
+async def test_a_code_typed_when_none_could_be_sent(officer: Officer, sms):
+    await officer.up_to("phone")
+    sms.fail_next = 1
+    await officer.say("081-234-5678")
+    await officer.say("123456")
+    assert officer.said("err_otp_no_code")
+    assert await registered_phone(officer) is None
+
+
+async def test_the_announced_time_is_when_a_new_code_is_allowed(officer: Officer, sms, clock):
+    await officer.up_to("otp")
+    start = clock.now
+    for _ in range(4):
+        clock.advance(seconds=61)
+        await officer.press("otp:resend")
+    clock.advance(seconds=61)
+    await officer.press("otp:resend")
+    assert officer.said("err_otp_phone_hour", limit=5, until="11:00 น.")
+    clock.now = start + timedelta(hours=1)  # exactly the time announced
+    await officer.press("otp:resend")
+    assert len(sms.sent) == 6

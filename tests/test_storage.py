@@ -97,3 +97,37 @@ async def test_old_event_ids_can_be_forgotten(repo, clock):
         await repo.record_event("line", "new", clock())
         assert await repo.forget_events_before(clock.now - timedelta(days=30)) == 1
         assert not await repo.event_seen("line", "old") and await repo.event_seen("line", "new")
+
+
+async def test_a_failed_commit_is_rolled_back_and_the_next_transaction_works(repo, clock):
+    from storage import Conversation
+
+    with pytest.raises(sqlite3.IntegrityError):
+        async with repo.transaction():
+            # A constraint checked only at COMMIT stands in for a full disk or an I/O error there.
+            await repo._db.execute("PRAGMA defer_foreign_keys = ON")
+            await repo.save_conversation(Conversation("test", "u", "start", registration_id=999), clock())
+    async with repo.transaction():
+        assert await repo.get_conversation("test", "u") is None
+        await repo.save_conversation(Conversation("test", "u", "start"), clock())
+    async with repo.transaction():
+        assert (await repo.get_conversation("test", "u")).state == "start"
+
+
+async def test_transactions_do_not_nest_and_belong_to_their_task(repo):
+    import asyncio
+
+    go = asyncio.Event()
+
+    async def intruder() -> None:  # another user's turn, calling in while this one holds the transaction
+        await go.wait()
+        await repo.count_by_status()
+
+    task = asyncio.create_task(intruder())
+    async with repo.transaction():
+        with pytest.raises(RuntimeError, match="nest"):
+            async with repo.transaction():
+                pass
+        go.set()
+        with pytest.raises(OutsideTransaction):
+            await task

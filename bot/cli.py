@@ -6,15 +6,17 @@ import argparse
 import asyncio
 import csv
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from bot import console
+from bot import console, web
 from bot.app import open_app
 from bot.config import Config, ConfigError, load_config
 from bot.sms import make_gateway
+from bot.telegram import TelegramChannel
 from handlers import validation
 from handlers.normalize import fold
 from storage import School
@@ -46,11 +48,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def run(config: Config, args: argparse.Namespace) -> int:
-    if config.telegram_enabled or config.line_enabled:
-        variable = "KIDDIARY_TELEGRAM_TOKEN" if config.telegram_enabled else "KIDDIARY_LINE_CHANNEL_SECRET"
-        raise ConfigError(variable, "this version has no Telegram or LINE adapter yet; unset it to use the console")
-    print("No chat channel is configured (KIDDIARY_TELEGRAM_TOKEN, KIDDIARY_LINE_*): starting the local console chat.")
-    return await chat(config, args)
+    if config.line_enabled:
+        raise ConfigError("KIDDIARY_LINE_CHANNEL_SECRET", "this version has no LINE adapter yet; unset it")
+    if not config.telegram_enabled:
+        print("No chat channel is configured (KIDDIARY_TELEGRAM_TOKEN, KIDDIARY_LINE_*): "
+              "starting the local console chat.")
+        return await chat(config, args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    async with open_app(config, make_gateway(config)) as app:
+        await asyncio.to_thread(letter.prepare)
+        telegram = TelegramChannel(app.config, app.dispatcher)
+        runner = await web.serve(web.make_app(telegram=telegram), config.http_host, config.http_port)
+        await telegram.start()
+        try:
+            await _until_stopped()
+        finally:
+            await telegram.stop()
+            await runner.cleanup()
+    return 0
+
+
+async def _until_stopped() -> None:
+    """Wait for SIGINT or SIGTERM (an operator's Ctrl-C, or the service manager)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 async def chat(config: Config, args: argparse.Namespace) -> int:

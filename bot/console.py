@@ -106,8 +106,9 @@ class ConsoleChat:
             path = self.outbox / message.document.filename
             path.write_bytes(message.document.data)
             self.print(f"      📄 {path}")
+        choices = [c for c in message.choices if c.action == "reply"]  # no camera or contact button here
         if message.to is None:
-            self.buttons = list(message.choices)
-        if message.choices:
-            self.print("      " + "  ".join(f"[{i}] {c.label}" for i, c in enumerate(message.choices, 1)))
+            self.buttons = choices
+        if choices:
+            self.print("      " + "  ".join(f"[{i}] {c.label}" for i, c in enumerate(choices, 1)))
         self.print()

@@ -43,8 +43,8 @@ class Inspection:
     qr_texts: tuple[str, ...]
 
 
-def inspect(data: bytes) -> Inspection | Invalid:
-    if len(data) > MAX_BYTES:
+def inspect(data: bytes, declared_size: int | None = None) -> Inspection | Invalid:
+    if len(data) > MAX_BYTES or (declared_size or 0) > MAX_BYTES:
         return Invalid("file_too_large", {"max_mb": MAX_BYTES // (1024 * 1024)})
     if not data:
         return Invalid("file_unreadable")

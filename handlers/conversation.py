@@ -45,6 +45,12 @@ async def handle(turn: Turn) -> None:
             return
     elif inbound.kind in (Kind.PHOTO, Kind.FILE) and await take_attachment(turn):
         return
+    elif inbound.kind is Kind.CONTACT and inbound.contact is not None and state is State.PHONE:
+        if not inbound.contact.own:  # someone else's number from the address book: not for the OTP
+            turn.say("err_contact_not_own", choices=_choices(turn))
+            return
+        await take_answer(turn, inbound.contact.phone, None)
+        return
     else:
         await _not_text(turn)
         return

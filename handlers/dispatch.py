@@ -104,7 +104,8 @@ class Dispatcher:
         try:
             inspection = None
             if inbound.attachment is not None:  # decoding and QR reading: off the loop, no lock held
-                inspection = await asyncio.to_thread(attachments.inspect, inbound.attachment.data)
+                attachment = inbound.attachment
+                inspection = await asyncio.to_thread(attachments.inspect, attachment.data, attachment.declared_size)
             async with self.repo.transaction():
                 if inbound.event_id and await self.repo.event_seen(inbound.channel, inbound.event_id):
                     log.info("skipping redelivered %s event %s", inbound.channel, inbound.event_id)
@@ -120,6 +121,16 @@ class Dispatcher:
                 "turn failed: %s:%s kind=%s event=%s", inbound.channel, inbound.user_id, inbound.kind, inbound.event_id
             )
             return Outbound(text("internal_error", lang))
+
+    async def mark_unreachable(self, channel: str, user_id: str) -> None:
+        """The platform says this user blocked or left the bot: send them nothing more (broadcasts
+        skip them) until they write again."""
+        async with self.repo.transaction():
+            conv = await self.repo.get_conversation(channel, user_id)
+            if conv is not None and not conv.blocked:
+                conv.blocked = True
+                await self.repo.save_conversation(conv, self.clock())
+                log.info("%s:%s is unreachable (blocked or unfollowed)", channel, user_id)
 
     async def _send_sms(self, sms: Sms, now: datetime) -> bool:
         try:
@@ -152,6 +163,7 @@ class Dispatcher:
                 inbound.channel, inbound.user_id, State.START,
                 lang=hint if hint in LANGUAGES else DEFAULT_LANGUAGE,
             )
+        conv.blocked = False  # they wrote: they can be answered
         reg = await repo.get_registration(conv.registration_id) if conv.registration_id else None
         challenge = await repo.get_otp(conv.otp_challenge_id) if conv.otp_challenge_id else None
         return Turn(inbound, conv, reg, repo, now, self.settings, challenge=challenge, files=self.files)

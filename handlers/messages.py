@@ -48,11 +48,21 @@ class Address:
 
 @dataclass(frozen=True)
 class Attachment:
-    """A photo or file as downloaded by the adapter."""
+    """A photo or file as downloaded by the adapter. When the platform says a file is too big
+    to fetch, `data` is empty and `declared_size` says how big it is."""
 
     data: bytes
     filename: str | None = None
     mime_type: str | None = None
+    declared_size: int | None = None
+
+
+@dataclass(frozen=True)
+class SharedContact:
+    """A phone number shared with the platform's "share my number" button."""
+
+    phone: str
+    own: bool  # the sender's own number (not a contact from their address book)
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,7 @@ class Inbound:
     # a second delivery with the same id is not processed again. None = no such id.
     event_id: str | None = None
     attachment: Attachment | None = None
+    contact: SharedContact | None = None
     # Set when the message came from a group chat rather than a private one.
     group_id: str | None = None
     # The language the platform says the user prefers ("th", "en"), for a new user.
@@ -78,10 +89,15 @@ class Inbound:
 
 @dataclass(frozen=True)
 class Choice:
-    """A button. `label` is shown; `payload` comes back in `Inbound.payload` when pressed."""
+    """A button. `label` is shown; `payload` comes back in `Inbound.payload` when pressed.
+
+    `action` asks for a platform feature where there is one: "share_phone" (Telegram's
+    contact button), "camera" and "camera_roll" (LINE's quick replies). Channels without it
+    leave the button out; the conversation never depends on it."""
 
     label: str
     payload: str
+    action: str = "reply"
 
 
 @dataclass(frozen=True)

@@ -442,6 +442,7 @@ STEPS: dict[State, Step] = {
     State.PHONE: Step(
         8, "title_phone", lambda t: t.t("ask_phone"), answer_phone,
         done=lambda t: _reg(t).phone is not None or t.challenge is not None,
+        choices=lambda t: [Choice(t.t("btn_share_phone"), "share:phone", action="share_phone")],
         current=lambda t: _reg(t).phone and v.local_phone(_reg(t).phone or ""),
     ),
     State.OTP: Step(

@@ -10,14 +10,15 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
-from bot import console, web
+from bot import console
 from bot.app import open_app
 from bot.config import Config, ConfigError, load_config
 from bot.sms import make_gateway
-from bot.telegram import TelegramChannel
 from handlers import validation
+from handlers.dispatch import utc_now
 from handlers.normalize import fold
 from storage import School
 from storage.models import STATUSES
@@ -48,22 +49,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def run(config: Config, args: argparse.Namespace) -> int:
-    if config.line_enabled:
-        raise ConfigError("KIDDIARY_LINE_CHANNEL_SECRET", "this version has no LINE adapter yet; unset it")
-    if not config.telegram_enabled:
+    if not (config.telegram_enabled or config.line_enabled):
         print("No chat channel is configured (KIDDIARY_TELEGRAM_TOKEN, KIDDIARY_LINE_*): "
               "starting the local console chat.")
         return await chat(config, args)
+    # The channel libraries take a second to import: only `run` with a channel pays for them.
+    from bot import web
+    from bot.letter_files import LetterFiles
+    from bot.line import LineChannel
+    from bot.links import LetterLinks
+    from bot.telegram import TelegramChannel
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     async with open_app(config, make_gateway(config)) as app:
         await asyncio.to_thread(letter.prepare)
-        telegram = TelegramChannel(app.config, app.dispatcher)
-        runner = await web.serve(web.make_app(telegram=telegram), config.http_host, config.http_port)
-        await telegram.start()
+        links = LetterLinks(app.dispatcher.settings.seal_key, timedelta(days=config.letter_link_days))
+        telegram = TelegramChannel(app.config, app.dispatcher) if config.telegram_enabled else None
+        line = LineChannel(app.config, app.dispatcher, app.repo, links) if config.line_enabled else None
+        letters = LetterFiles(app.repo, app.dispatcher.settings.seal_key, links, utc_now)
+        runner = await web.serve(web.make_app(telegram, line, letters), config.http_host, config.http_port)
+        channels = [c for c in (line, telegram) if c is not None]
+        for channel in channels:
+            await channel.start()
         try:
             await _until_stopped()
         finally:
-            await telegram.stop()
+            for channel in channels:
+                await channel.stop()
             await runner.cleanup()
     return 0
 

@@ -56,6 +56,7 @@ class Config:
     admins: frozenset[Address] = frozenset()
     review_chats: tuple[Address, ...] = ()
     otp_daily_limit: int = OtpPolicy.global_day
+    letter_link_days: int = 7
 
     @property
     def database_path(self) -> Path:
@@ -120,6 +121,7 @@ def load_config(environ: Mapping[str, str] | None = None, dotenv: Path | None = 
         admins=frozenset(get.addresses("KIDDIARY_ADMINS")),
         review_chats=tuple(get.addresses("KIDDIARY_REVIEW_CHATS")),
         otp_daily_limit=get.integer("KIDDIARY_OTP_DAILY_LIMIT", OtpPolicy.global_day, 1, 10_000_000),
+        letter_link_days=get.integer("KIDDIARY_LETTER_LINK_DAYS", 7, 1, 90),
     )
 
 

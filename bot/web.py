@@ -1,7 +1,8 @@
 """The HTTP server (aiohttp): platform webhooks, signed letter links, and a health check.
 
 Every webhook is authenticated before anything is read into the core: Telegram by its
-secret-token header. A request that fails gets 403 and changes nothing.
+secret-token header (403 otherwise), LINE by X-Line-Signature (401 otherwise, 400 for a
+body that is not a webhook). A refused request changes nothing.
 """
 
 from __future__ import annotations
@@ -12,20 +13,34 @@ import logging
 
 from aiohttp import web
 
+from bot.letter_files import LetterFiles
+from bot.line import LineChannel
 from bot.telegram import TelegramChannel
 
 log = logging.getLogger(__name__)
 
 TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 TELEGRAM = web.AppKey("telegram", TelegramChannel)
+LINE = web.AppKey("line", LineChannel)
+LETTERS = web.AppKey("letters", LetterFiles)
 
 
-def make_app(telegram: TelegramChannel | None = None) -> web.Application:
+def make_app(
+    telegram: TelegramChannel | None = None, line: LineChannel | None = None, letters: LetterFiles | None = None,
+) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)  # webhooks carry JSON, not files
     app.router.add_get("/healthz", healthz)
     if telegram is not None and telegram.webhook_secret:
         app[TELEGRAM] = telegram
         app.router.add_post("/telegram/webhook", telegram_webhook)
+    if line is not None:
+        app[LINE] = line
+        app.router.add_post("/line/webhook", line_webhook)
+    if letters is not None:
+        app[LETTERS] = letters
+        app.router.add_get("/letters/{token}", letter_pdf)
+        app.router.add_get("/letters/{token}/page.jpg", letter_page)
+        app.router.add_get("/letters/{token}/preview.jpg", letter_page)
     return app
 
 
@@ -48,6 +63,30 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         return web.Response(status=400, text="bad request")
     await telegram.feed(update)
     return web.Response(text="ok")
+
+
+async def line_webhook(request: web.Request) -> web.Response:
+    status = await request.app[LINE].receive(await request.text(), request.headers.get("X-Line-Signature"))
+    return web.Response(status=status, text="ok" if status == 200 else "refused")
+
+
+PRIVATE = {"Cache-Control": "private, no-store", "X-Robots-Tag": "noindex"}
+
+
+async def letter_pdf(request: web.Request) -> web.StreamResponse:
+    pdf = await request.app[LETTERS].pdf(request.match_info["token"])
+    if pdf is None:
+        return web.Response(status=404, text="not found")
+    headers = {**PRIVATE, "Content-Disposition": 'inline; filename="KidDiary-letter.pdf"'}
+    return web.Response(body=pdf, content_type="application/pdf", headers=headers)
+
+
+async def letter_page(request: web.Request) -> web.StreamResponse:
+    preview = request.path.endswith("/preview.jpg")
+    image = await request.app[LETTERS].image(request.match_info["token"], preview)
+    if image is None:
+        return web.Response(status=404, text="not found")
+    return web.Response(body=image, content_type="image/jpeg", headers=PRIVATE)
 
 
 async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:

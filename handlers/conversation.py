@@ -21,7 +21,10 @@ async def handle(turn: Turn) -> None:
     state = State(conv.state)
 
     if inbound.group_id is not None:
-        turn.say("group_private")
+        # Groups are for reviewers; an officer addressing the bot there is sent to a private chat.
+        # Ordinary group chatter is not meant for the bot and gets no answer.
+        if inbound.kind is Kind.BUTTON or inbound.text.startswith("/"):
+            turn.say("group_private")
         return
     if inbound.kind is Kind.FOLLOW:  # first contact, or the officer coming back (console start, LINE re-add)
         if state is State.START:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -62,6 +62,9 @@ class KeyedLocks:
         return len(self._locks)
 
 
+Busy = Callable[[], Awaitable[None]]
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -82,15 +85,23 @@ class Dispatcher:
         self.clock = clock
         self.locks = KeyedLocks()
 
-    async def handle(self, inbound: Inbound) -> list[Outbound]:
+    async def handle(self, inbound: Inbound, busy: Busy | None = None) -> list[Outbound]:
+        """The replies to `inbound`. `busy` is awaited before slow work (decoding a photo,
+        making a letter), for channels that can show the user a "working on it" sign."""
         # Everything for one user happens under their lock, sending included, so that replies
         # to two quick messages cannot overtake each other.
         async with self.locks.hold((inbound.channel, inbound.user_id)):
+            if busy is not None and inbound.attachment is not None:
+                await busy()
             turn = await self._turn(inbound)
             if turn is None:
                 return []
             if isinstance(turn, Outbound):
                 return [turn]
+            if busy is not None and inbound.attachment is None and any(
+                r.document and r.document.render for r in turn.replies
+            ):
+                await busy()
             replies = [await self._rendered(reply, turn.conv.lang) for reply in turn.replies]
             for sms in turn.sms:
                 if not await self._send_sms(sms, turn.now):

@@ -49,12 +49,14 @@ def letter_data(reg: Registration, key: bytes) -> LetterData:
     )
 
 
-def letter_document(reg: Registration, key: bytes) -> Document:
+def letter_document(reg: Registration, key: bytes, link_label: str = "") -> Document:
     """The letter as a document to send; its bytes are rendered after the turn is committed."""
     data = letter_data(reg, key)
     return Document(
         filename=f"KidDiary-{reg.ref}-{reg.letter_version}.pdf",
         render=functools.partial(render_letter, data),
+        letter=(reg.id, reg.letter_version),
+        link_label=link_label,
     )
 
 
@@ -65,7 +67,7 @@ async def issue(turn: Turn, reg: Registration) -> Document:
     if reg.status != SUBMITTED:
         reg.status = LETTER_ISSUED
     await turn.repo.add_audit(reg.id, turn.now, turn.actor, "letter_issued", f"version {reg.letter_version}")
-    return letter_document(reg, turn.settings.seal_key)
+    return letter_document(reg, turn.settings.seal_key, turn.t("btn_open_pdf"))
 
 
 async def sealed_for(turn: Turn, inspection: Inspection) -> tuple[Registration, Seal] | Invalid | None:

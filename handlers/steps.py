@@ -314,7 +314,7 @@ def letter_question(turn: Turn) -> str:
 async def answer_letter(turn: Turn, text: str, payload: str | None) -> Outcome:
     reg = _reg(turn)
     if payload == "letter:again":
-        document = letter.letter_document(reg, turn.settings.seal_key)
+        document = letter.letter_document(reg, turn.settings.seal_key, turn.t("btn_open_pdf"))
         turn.replies.append(Outbound(turn.t("letter_caption", ref=reg.ref, version=reg.letter_version),
                                      tuple(step_choices(turn, State.LETTER)), document=document))
         return HANDLED
@@ -461,12 +461,18 @@ STEPS: dict[State, Step] = {
     State.LETTER: Step(
         11, "title_letter", letter_question, answer_letter,
         done=lambda t: False,
-        choices=lambda t: [t.button("btn_letter_again", "letter:again"), t.button("btn_letter_edit", "letter:edit")],
+        choices=lambda t: [
+            Choice(t.t("btn_camera"), "camera", action="camera"),
+            Choice(t.t("btn_camera_roll"), "camera_roll", action="camera_roll"),
+            t.button("btn_letter_again", "letter:again"), t.button("btn_letter_edit", "letter:edit"),
+        ],
     ),
     State.SUBMITTED: Step(
         12, "title_submitted", submitted_question, answer_submitted,
         done=lambda t: False,
-        choices=lambda t: [t.button("btn_new", "cmd:new")],
+        choices=lambda t: [
+            Choice(t.t("btn_camera"), "camera", action="camera"), t.button("btn_new", "cmd:new"),
+        ],
     ),
 }
 # The questions, in the order they are asked; moving forward walks this list.

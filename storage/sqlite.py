@@ -140,6 +140,27 @@ class Repository:
         cursor = await self._execute("DELETE FROM processed_events WHERE at < ?", (_ts(before),))
         return cursor.rowcount
 
+    # --- inbox: acknowledged webhook events not handled yet --------------------------------
+
+    async def inbox_add(self, channel: str, event_id: str, payload: str, at: datetime) -> bool:
+        """Keep an event until it is handled; False when it is already waiting (a redelivery)."""
+        cursor = await self._execute(
+            """INSERT INTO inbox (channel, event_id, payload_enc, received_at) VALUES (?, ?, ?, ?)
+               ON CONFLICT (channel, event_id) DO NOTHING""",
+            (channel, event_id, self._crypto.encrypt(payload), _ts(at)),
+        )
+        return cursor.rowcount == 1
+
+    async def inbox_pending(self, channel: str) -> list[tuple[str, str]]:
+        """(event id, payload) of the events still waiting, oldest first."""
+        rows = await self._all(
+            "SELECT event_id, payload_enc FROM inbox WHERE channel = ? ORDER BY received_at, event_id", (channel,)
+        )
+        return [(r[0], self._crypto.decrypt(r[1])) for r in rows]  # type: ignore[misc]
+
+    async def inbox_done(self, channel: str, event_id: str) -> None:
+        await self._execute("DELETE FROM inbox WHERE channel = ? AND event_id = ?", (channel, event_id))
+
     # --- conversations -----------------------------------------------------------------
 
     async def get_conversation(self, channel: str, user_id: str) -> Conversation | None:

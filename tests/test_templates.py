@@ -54,3 +54,10 @@ def test_every_validation_reason_has_a_sentence():
         else:
             expanded.add(reason)
     assert expanded - {"province_suggest"} and all(f"err_{r}" in catalogue() for r in expanded)
+
+
+def test_button_labels_fit_lines_quick_replies():
+    # LINE cuts quick-reply and button labels at 20 characters; Telegram shows them whole.
+    long = {(key, lang): entry[lang] for key, entry in catalogue().items() if key.startswith("btn_")
+            for lang in LANGUAGES if len(entry[lang]) > 20}
+    assert long == {}

@@ -1,0 +1,56 @@
+"""The letter behind a signed link: the PDF, or its first page as JPEG (LINE shows images).
+
+Made on demand from the stored registration, never kept on disk. A link to an older version
+of the letter, a cancelled registration or a wrong or expired token gives None (a 404).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable
+from datetime import datetime
+
+import pypdfium2
+
+from bot.links import LetterLinks
+from handlers.letter import letter_data
+from storage import Repository
+from storage.models import CANCELLED, DRAFT
+from templates.letter import render_letter
+
+PAGE_WIDTH = 1240  # px: readable on a phone, well under LINE's 10 MB
+PREVIEW_WIDTH = 480  # px: LINE wants the preview under 1 MB
+
+
+class LetterFiles:
+    def __init__(self, repo: Repository, seal_key: bytes, links: LetterLinks, clock: Callable[[], datetime]) -> None:
+        self.repo, self.seal_key, self.links, self.clock = repo, seal_key, links, clock
+
+    async def pdf(self, token: str) -> bytes | None:
+        link = self.links.read(token, self.clock())
+        if link is None:
+            return None
+        async with self.repo.transaction():
+            reg = await self.repo.get_registration(link.registration_id)
+        if reg is None or reg.letter_version != link.version or reg.status in (CANCELLED, DRAFT):
+            return None
+        return await asyncio.to_thread(render_letter, letter_data(reg, self.seal_key))
+
+    async def image(self, token: str, preview: bool) -> bytes | None:
+        pdf = await self.pdf(token)
+        if pdf is None:
+            return None
+        return await asyncio.to_thread(first_page_jpeg, pdf, PREVIEW_WIDTH if preview else PAGE_WIDTH)
+
+
+def first_page_jpeg(pdf: bytes, width: int) -> bytes:
+    document = pypdfium2.PdfDocument(pdf)
+    try:
+        page = document[0]
+        image = page.render(scale=width / page.get_width()).to_pil().convert("RGB")
+    finally:
+        document.close()
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85, optimize=True)
+    return buffer.getvalue()

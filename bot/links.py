@@ -1,0 +1,54 @@
+"""Signed, expiring links to a registration's letter (for LINE, which cannot send a PDF).
+
+`<payload>.<mac>`: the payload names the registration, the letter version and the expiry;
+the MAC (HMAC-SHA256, key derived from KIDDIARY_SECRET_KEY) makes it unforgeable. A wrong,
+altered or expired token reads as None, and the server answers 404 without saying why.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class LetterLink:
+    registration_id: int
+    version: int
+
+
+class LetterLinks:
+    def __init__(self, key: bytes, lifetime: timedelta) -> None:
+        self._key = key
+        self.lifetime = lifetime
+
+    def _mac(self, payload: str) -> str:
+        return _b64(hmac.new(self._key, f"letter:{payload}".encode(), hashlib.sha256).digest()[:18])
+
+    def token(self, link: LetterLink, now: datetime) -> str:
+        expires = int((now + self.lifetime).timestamp())
+        payload = _b64(f"{link.registration_id}.{link.version}.{expires}".encode())
+        return f"{payload}.{self._mac(payload)}"
+
+    def read(self, token: str, now: datetime) -> LetterLink | None:
+        payload, _, mac = token.partition(".")
+        if not payload or not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
+            return None
+        try:
+            registration_id, version, expires = (int(x) for x in _unb64(payload).decode().split("."))
+        except ValueError:
+            return None
+        if now.timestamp() >= expires:
+            return None
+        return LetterLink(registration_id, version)

@@ -8,7 +8,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from bot.config import Config, with_secret_key
+from bot.provision_http import HttpProvisioner
 from handlers.dispatch import Dispatcher, SmsGateway
+from handlers.provisioning import Provisioner, SchoolCodeProvisioner
 from handlers.turn import CoreSettings
 from storage import Crypto, Repository, UploadStore
 
@@ -20,6 +22,14 @@ class App:
     config: Config
     repo: Repository
     dispatcher: Dispatcher
+    files: UploadStore
+
+
+def make_provisioner(config: Config) -> Provisioner:
+    if config.provisioner == "http":
+        assert config.provision_url
+        return HttpProvisioner(config.provision_url, config.provision_token, config.sign_in_url)
+    return SchoolCodeProvisioner(config.sign_in_url)
 
 
 @asynccontextmanager
@@ -32,7 +42,8 @@ async def open_app(config: Config, sms: SmsGateway, settings: CoreSettings | Non
     crypto = Crypto(config.secret_key)
     settings = replace(settings or config.core_settings(), seal_key=crypto.signing_key)
     files = UploadStore(config.data_dir / "uploads", crypto)
+    dispatcher = Dispatcher(repo, settings, sms, files, provisioner=make_provisioner(config))
     try:
-        yield App(config, repo, Dispatcher(repo, settings, sms, files))
+        yield App(config, repo, dispatcher, files)
     finally:
         await repo.close()

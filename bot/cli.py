@@ -16,9 +16,10 @@ from pathlib import Path
 from bot import console
 from bot.app import open_app
 from bot.config import Config, ConfigError, load_config
+from bot.router import Router
 from bot.sms import make_gateway
 from handlers import validation
-from handlers.dispatch import utc_now
+from handlers.dispatch import Dispatcher, utc_now
 from handlers.normalize import fold
 from storage import School
 from storage.models import STATUSES
@@ -66,18 +67,34 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         links = LetterLinks(app.dispatcher.settings.seal_key, timedelta(days=config.letter_link_days))
         telegram = TelegramChannel(app.config, app.dispatcher) if config.telegram_enabled else None
         line = LineChannel(app.config, app.dispatcher, app.repo, links) if config.line_enabled else None
-        letters = LetterFiles(app.repo, app.dispatcher.settings.seal_key, links, utc_now)
+        letters = LetterFiles(app.repo, app.dispatcher.settings.seal_key, links, utc_now, app.files)
         runner = await web.serve(web.make_app(telegram, line, letters), config.http_host, config.http_port)
+        router = Router()
         channels = [c for c in (line, telegram) if c is not None]
-        for channel in channels:
-            await channel.start()
+        for name, channel in (("line", line), ("telegram", telegram)):
+            if channel is not None:
+                router.register(name, channel.push)
+                channel.router = router
+                await channel.start()
+        retries = asyncio.create_task(_retry_provisioning(app.dispatcher, router))
         try:
             await _until_stopped()
         finally:
+            retries.cancel()
             for channel in channels:
                 await channel.stop()
             await runner.cleanup()
     return 0
+
+
+async def _retry_provisioning(dispatcher: Dispatcher, router: Router, every: float = 300) -> None:
+    """Accounts that could not be made are tried again every few minutes."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await router.deliver(await dispatcher.retry_provisioning())
+        except Exception:
+            logging.getLogger(__name__).exception("retrying provisioning failed")
 
 
 async def _until_stopped() -> None:
@@ -91,8 +108,10 @@ async def _until_stopped() -> None:
 
 async def chat(config: Config, args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # In the console, the local reviewer and admin identities have their roles.
-    config = replace(config, reviewers=config.reviewers | {console.REVIEWER}, admins=config.admins | {console.ADMIN})
+    # In the console, the local reviewer and admin identities have their roles, and new
+    # submissions are announced to a local review chat (printed) unless chats are configured.
+    config = replace(config, reviewers=config.reviewers | {console.REVIEWER}, admins=config.admins | {console.ADMIN},
+                     review_chats=config.review_chats or (console.REVIEW_CHAT,))
     async with open_app(config, make_gateway(config)) as app:
         await asyncio.to_thread(letter.prepare)
         await console.ConsoleChat(app.dispatcher, outbox=app.config.data_dir / "outbox").run()

@@ -23,6 +23,7 @@ from handlers.turn import CoreSettings
 CHANNELS = ("telegram", "line", "console")
 SMS_PROVIDERS = ("console", "webhook", "twilio")
 ENVIRONMENTS = ("development", "production")
+PROVISIONERS = ("school_code", "http")
 SECRET_FILE = "secret.key"
 MIN_SECRET_LENGTH = 32
 
@@ -57,6 +58,10 @@ class Config:
     review_chats: tuple[Address, ...] = ()
     otp_daily_limit: int = OtpPolicy.global_day
     letter_link_days: int = 7
+    provisioner: str = "school_code"
+    provision_url: str | None = None
+    provision_token: str | None = field(default=None, repr=False)
+    sign_in_url: str = "https://kiddiary.in.th"
 
     @property
     def database_path(self) -> Path:
@@ -72,7 +77,8 @@ class Config:
 
     def core_settings(self) -> CoreSettings:
         return CoreSettings(
-            otp=OtpPolicy(global_day=self.otp_daily_limit), admins=self.admins, reviewers=self.reviewers
+            otp=OtpPolicy(global_day=self.otp_daily_limit), admins=self.admins, reviewers=self.reviewers,
+            review_chats=self.review_chats,
         )
 
 
@@ -99,6 +105,11 @@ def load_config(environ: Mapping[str, str] | None = None, dotenv: Path | None = 
         missing = "KIDDIARY_LINE_CHANNEL_ACCESS_TOKEN" if line_token is None else "KIDDIARY_LINE_CHANNEL_SECRET"
         raise ConfigError(missing, "LINE needs both the channel secret and the channel access token")
 
+    provisioner = get.choice("KIDDIARY_PROVISIONER", PROVISIONERS, "school_code")
+    provision_url = get.url("KIDDIARY_PROVISION_URL")
+    if provisioner == "http" and provision_url is None:
+        raise ConfigError("KIDDIARY_PROVISION_URL", "the http provisioner needs the URL of the account service")
+
     return Config(
         env=env,
         data_dir=data_dir,
@@ -122,6 +133,10 @@ def load_config(environ: Mapping[str, str] | None = None, dotenv: Path | None = 
         review_chats=tuple(get.addresses("KIDDIARY_REVIEW_CHATS")),
         otp_daily_limit=get.integer("KIDDIARY_OTP_DAILY_LIMIT", OtpPolicy.global_day, 1, 10_000_000),
         letter_link_days=get.integer("KIDDIARY_LETTER_LINK_DAYS", 7, 1, 90),
+        provisioner=provisioner,
+        provision_url=provision_url,
+        provision_token=get.text("KIDDIARY_PROVISION_TOKEN"),
+        sign_in_url=get.url("KIDDIARY_SIGN_IN_URL") or Config.sign_in_url,
     )
 
 

@@ -20,6 +20,7 @@ from handlers.messages import Address, Attachment, Choice, Inbound, Kind, Outbou
 CHANNEL = "console"
 REVIEWER = Address(CHANNEL, "reviewer")
 ADMIN = Address(CHANNEL, "admin")
+REVIEW_CHAT = Address(CHANNEL, "reviewers")
 
 INTRO = """KidDiary console chat: you are the officer "{user}".
 Local commands: /photo PATH, /file PATH, /as reviewer, /as admin, /as officer NAME, /quit.

@@ -1,7 +1,9 @@
-"""The letter behind a signed link: the PDF, or its first page as JPEG (LINE shows images).
+"""What a signed link opens: the letter (PDF, or its first page as JPEG: LINE shows images),
+or a signed letter sent back (as JPEG, for reviewers on LINE).
 
-Made on demand from the stored registration, never kept on disk. A link to an older version
-of the letter, a cancelled registration or a wrong or expired token gives None (a 404).
+The letter is made on demand from the stored registration, never kept on disk. A link to an
+older version of the letter, a cancelled registration or a wrong or expired token gives None
+(a 404).
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 import pypdfium2
+from PIL import Image, ImageOps
 
 from bot.links import LetterLinks
+from handlers import attachments  # noqa: F401 - registers the HEIC opener with Pillow
 from handlers.letter import letter_data
-from storage import Repository
+from storage import Repository, UploadStore
 from storage.models import CANCELLED, DRAFT
 from templates.letter import render_letter
 
@@ -24,15 +28,18 @@ PREVIEW_WIDTH = 480  # px: LINE wants the preview under 1 MB
 
 
 class LetterFiles:
-    def __init__(self, repo: Repository, seal_key: bytes, links: LetterLinks, clock: Callable[[], datetime]) -> None:
-        self.repo, self.seal_key, self.links, self.clock = repo, seal_key, links, clock
+    def __init__(
+        self, repo: Repository, seal_key: bytes, links: LetterLinks, clock: Callable[[], datetime],
+        files: UploadStore | None = None,
+    ) -> None:
+        self.repo, self.seal_key, self.links, self.clock, self.files = repo, seal_key, links, clock, files
 
     async def pdf(self, token: str) -> bytes | None:
         link = self.links.read(token, self.clock())
-        if link is None:
+        if link is None or link.kind != "letter":
             return None
         async with self.repo.transaction():
-            reg = await self.repo.get_registration(link.registration_id)
+            reg = await self.repo.get_registration(link.id)
         if reg is None or reg.letter_version != link.version or reg.status in (CANCELLED, DRAFT):
             return None
         return await asyncio.to_thread(render_letter, letter_data(reg, self.seal_key))
@@ -42,6 +49,30 @@ class LetterFiles:
         if pdf is None:
             return None
         return await asyncio.to_thread(first_page_jpeg, pdf, PREVIEW_WIDTH if preview else PAGE_WIDTH)
+
+
+    async def signed(self, token: str, preview: bool) -> bytes | None:
+        link = self.links.read(token, self.clock())
+        if link is None or link.kind != "signed" or self.files is None:
+            return None
+        async with self.repo.transaction():
+            letter = await self.repo.get_signed_letter(link.id)
+        if letter is None:
+            return None
+        data = await asyncio.to_thread(self.files.get, letter.path)
+        width = PREVIEW_WIDTH if preview else PAGE_WIDTH
+        if letter.kind == "pdf":
+            return await asyncio.to_thread(first_page_jpeg, data, width)
+        return await asyncio.to_thread(as_jpeg, data, width)
+
+
+def as_jpeg(data: bytes, width: int) -> bytes:
+    """A photo (JPEG, PNG, HEIC, WebP) as a JPEG at most `width` wide, the right way up."""
+    image = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    image.thumbnail((width, width * 2))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85, optimize=True)
+    return buffer.getvalue()
 
 
 def first_page_jpeg(pdf: bytes, width: int) -> bytes:

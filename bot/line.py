@@ -58,6 +58,7 @@ from linebot.v3.webhooks import (
 
 from bot.config import Config
 from bot.links import LetterLink, LetterLinks
+from bot.router import Router
 from handlers.attachments import MAX_BYTES
 from handlers.dispatch import Dispatcher, KeyedLocks, utc_now
 from handlers.messages import Attachment, Choice, Inbound, Kind, Outbound
@@ -92,6 +93,7 @@ class LineChannel:
         self.api: AsyncMessagingApi | None = None
         self.blob: AsyncMessagingApiBlob | None = None
         self._clients: list[AsyncApiClient] = []
+        self.router: Router | None = None  # for messages to other chats and channels
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -249,13 +251,18 @@ class LineChannel:
 
     # --- replies out -----------------------------------------------------------------------
 
+    async def push(self, to: str, replies: list[Outbound]) -> None:
+        """Messages to a LINE chat that did not just write (an officer, a review group)."""
+        messages = [m for r in replies for m in self._messages(r)]
+        for i in range(0, len(messages), MAX_MESSAGES):
+            if not await self._push(to, messages[i:i + MAX_MESSAGES]):
+                return
+
     async def send(self, to: str, replies: list[Outbound], reply_token: str | None, sent_at: datetime) -> None:
         mine = [m for r in replies if r.to is None for m in self._messages(r)]
-        for other in (r for r in replies if r.to is not None):
-            if other.to.channel == CHANNEL:  # type: ignore[union-attr]
-                await self._push(other.to.id, self._messages(other))  # type: ignore[union-attr]
-            else:
-                log.warning("no route from LINE to %s", other.to)
+        others = [r for r in replies if r.to is not None]
+        if others and self.router is not None:
+            await self.router.deliver(others)
         chunks = [mine[i:i + MAX_MESSAGES] for i in range(0, len(mine), MAX_MESSAGES)]
         if chunks and reply_token and self.clock() - sent_at < REPLY_TOKEN_LIFETIME:
             try:
@@ -291,9 +298,15 @@ class LineChannel:
     def _messages(self, reply: Outbound) -> list[Any]:
         quick = _quick_reply(reply.choices)
         document = reply.document
-        if document is None or document.letter is None:
+        if document is None or document.link is None:
             return [TextMessage(text=reply.text[:5000], quick_reply=quick)]
-        base = f"{self.public_url}/letters/{self.links.token(LetterLink(*document.letter), self.clock())}"
+        kind = document.link[0]
+        base = f"{self.public_url}/{kind}s/{self.links.token(LetterLink(*document.link), self.clock())}"
+        if kind == "signed":  # a photo for reviewers: the picture, then the card with its buttons
+            return [
+                ImageMessage(original_content_url=f"{base}/page.jpg", preview_image_url=f"{base}/preview.jpg"),
+                TextMessage(text=reply.text[:5000], quick_reply=quick),
+            ]
         return [
             ImageMessage(original_content_url=f"{base}/page.jpg", preview_image_url=f"{base}/preview.jpg"),
             TemplateMessage(

@@ -1,6 +1,7 @@
-"""Signed, expiring links to a registration's letter (for LINE, which cannot send a PDF).
+"""Signed, expiring links to a letter or a signed photo (for LINE, which cannot send a file).
 
-`<payload>.<mac>`: the payload names the registration, the letter version and the expiry;
+`<payload>.<mac>`: the payload names what it is (a letter: registration and version; a signed
+letter: its id), and the expiry;
 the MAC (HMAC-SHA256, key derived from KIDDIARY_SECRET_KEY) makes it unforgeable. A wrong,
 altered or expired token reads as None, and the server answers 404 without saying why.
 """
@@ -24,8 +25,9 @@ def _unb64(text: str) -> bytes:
 
 @dataclass(frozen=True)
 class LetterLink:
-    registration_id: int
-    version: int
+    kind: str  # "letter" (id: registration) | "signed" (id: signed letter)
+    id: int
+    version: int = 0
 
 
 class LetterLinks:
@@ -38,7 +40,7 @@ class LetterLinks:
 
     def token(self, link: LetterLink, now: datetime) -> str:
         expires = int((now + self.lifetime).timestamp())
-        payload = _b64(f"{link.registration_id}.{link.version}.{expires}".encode())
+        payload = _b64(f"{link.kind}.{link.id}.{link.version}.{expires}".encode())
         return f"{payload}.{self._mac(payload)}"
 
     def read(self, token: str, now: datetime) -> LetterLink | None:
@@ -46,9 +48,10 @@ class LetterLinks:
         if not payload or not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
             return None
         try:
-            registration_id, version, expires = (int(x) for x in _unb64(payload).decode().split("."))
+            kind, ident, version, expires = _unb64(payload).decode().split(".")
+            link = LetterLink(kind, int(ident), int(version))
         except ValueError:
             return None
-        if now.timestamp() >= expires:
+        if now.timestamp() >= int(expires):
             return None
-        return LetterLink(registration_id, version)
+        return link

@@ -27,6 +27,7 @@ from telegram.error import Forbidden, TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 
 from bot.config import Config
+from bot.router import Router
 from handlers.dispatch import Dispatcher
 from handlers.messages import Attachment, Choice, Inbound, Kind, Outbound, SharedContact
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 DOWNLOAD_LIMIT = 20 * 1024 * 1024  # the Bot API serves files up to 20 MB
 CAPTION_LIMIT = 1024
+PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 
 class TelegramChannel:
@@ -57,6 +59,7 @@ class TelegramChannel:
         self.app = builder.build()
         self.app.add_handler(TypeHandler(Update, self._on_update))
         self._reply_keyboard_shown: set[int] = set()
+        self.router: Router | None = None  # for messages to other chats and channels
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -165,14 +168,18 @@ class TelegramChannel:
 
     # --- replies out -------------------------------------------------------------------
 
+    async def push(self, chat_id: str, replies: list[Outbound]) -> None:
+        """Messages to a Telegram chat that did not just write (an officer, a review group)."""
+        await self.send(int(chat_id), replies)
+
     async def send(self, chat_id: int, replies: list[Outbound]) -> None:
+        others = [r for r in replies if r.to is not None]
+        if others and self.router is not None:
+            await self.router.deliver(others)
         for reply in replies:
-            target = chat_id
             if reply.to is not None:
-                if reply.to.channel != CHANNEL:
-                    log.warning("no route from Telegram to %s", reply.to)
-                    continue
-                target = int(reply.to.id)
+                continue
+            target = chat_id
             try:
                 await self._send_one(target, reply)
             except Forbidden:
@@ -189,11 +196,14 @@ class TelegramChannel:
             await bot.send_message(chat_id, reply.text, reply_markup=markup)
             return
         document = InputFile(reply.document.data, filename=reply.document.filename)
+        # Photos show as photos (a reviewer sees the signed letter at once); anything else,
+        # a PDF or a HEIC photo, as a file.
+        send = bot.send_photo if reply.document.mime_type in PHOTO_TYPES else bot.send_document
         if len(reply.text) <= CAPTION_LIMIT:
-            await bot.send_document(chat_id, document, caption=reply.text, reply_markup=markup)
+            await send(chat_id, document, caption=reply.text, reply_markup=markup)
         else:
             await bot.send_message(chat_id, reply.text)
-            await bot.send_document(chat_id, document, reply_markup=markup)
+            await send(chat_id, document, reply_markup=markup)
 
     def _markup(self, chat_id: int, choices: tuple[Choice, ...]) -> Any:
         if any(c.action == "share_phone" for c in choices):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import commands
+from handlers import commands, review
 from handlers.messages import Choice, Kind
 from handlers.normalize import clean_text
 from handlers.steps import STEPS, State, ask, match_choice, step_choices, take_answer, take_attachment
@@ -20,6 +20,11 @@ async def handle(turn: Turn) -> None:
     inbound, conv = turn.inbound, turn.conv
     state = State(conv.state)
 
+    if inbound.kind in (Kind.TEXT, Kind.BUTTON):
+        review_action = review.parse(clean_text(inbound.text), inbound.payload or None)
+        if review_action is not None:
+            await review.handle(turn, *review_action)
+            return
     if inbound.group_id is not None:
         # Groups are for reviewers; an officer addressing the bot there is sent to a private chat.
         # Ordinary group chatter is not meant for the bot and gets no answer.

@@ -18,11 +18,13 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from handlers import attachments, conversation
-from handlers.messages import Inbound, Outbound, Sms
+from handlers.messages import Address, Inbound, Outbound, Sms
+from handlers.provisioning import Provisioner
 from handlers.steps import State
 from handlers.turn import CoreSettings, Turn
 from handlers.validation import mask_phone
 from storage import Conversation, Registration, Repository, UploadStore
+from storage.models import APPROVED
 from templates import DEFAULT_LANGUAGE, LANGUAGES, text
 
 log = logging.getLogger(__name__)
@@ -77,11 +79,13 @@ class Dispatcher:
         sms: SmsGateway,
         files: UploadStore | None = None,
         clock: Callable[[], datetime] = utc_now,
+        provisioner: Provisioner | None = None,
     ) -> None:
         self.repo = repo
         self.settings = settings
         self.sms = sms
         self.files = files
+        self.provisioner = provisioner
         self.clock = clock
         self.locks = KeyedLocks()
 
@@ -104,9 +108,70 @@ class Dispatcher:
                 await busy()
             replies = [await self._rendered(reply, turn.conv.lang) for reply in turn.replies]
             for sms in turn.sms:
-                if not await self._send_sms(sms, turn.now):
+                if not await self._send_sms(sms, turn.now) and sms.otp_challenge_id is not None:
                     replies.append(Outbound(text("sms_failed", turn.conv.lang)))
+            for registration_id in turn.provision:
+                replies += await self.provision(registration_id, reviewer_lang=turn.conv.lang)
             return replies
+
+    async def provision(self, registration_id: int, reviewer_lang: str | None = None) -> list[Outbound]:
+        """Make the account of an approved registration and tell the officer (chat and SMS).
+        On failure the registration stays approved, marked failed, for `retry_provisioning`.
+        Returns the messages to deliver (to the officer; and to the reviewer, if one asked)."""
+        async with self.repo.transaction():
+            reg = await self.repo.get_registration(registration_id)
+            officer = reg and await self.repo.get_conversation(reg.channel, reg.user_id)
+        if reg is None or reg.status != APPROVED or reg.provision_status == "done" or self.provisioner is None:
+            return []
+        lang = officer.lang if officer else DEFAULT_LANGUAGE
+        now = self.clock()
+        try:
+            account = await self.provisioner.provision(reg)
+            error = None
+        except Exception as e:  # a provisioner's failure, whatever its kind, is retried later
+            account, error = None, f"{type(e).__name__}: {e}"[:300]
+        if account is not None and reg.phone:
+            # The initial password travels only by SMS: if it cannot be sent, the account is
+            # made again later (with a new password) rather than left unusable.
+            sms_text = text("sms_approved", lang, school=reg.school_name, username=account.username,
+                            password=account.initial_password or "-", url=account.sign_in_url)
+            if not await self._send_sms(Sms(reg.phone, sms_text), now):
+                account, error = None, "the SMS with the initial password could not be sent"
+        if error:
+            log.error("provisioning %s failed (attempt %d): %s", reg.ref, reg.provision_attempts + 1, error)
+        async with self.repo.transaction():
+            reg = await self.repo.get_registration(registration_id)
+            assert reg is not None
+            reg.provision_attempts += 1
+            if account is None:
+                reg.provision_status, reg.provision_error = "failed", error
+                await self.repo.add_audit(reg.id, now, "system", "provision_failed", error or "")
+            else:
+                reg.provision_status, reg.provision_error, reg.account_username = "done", None, account.username
+                await self.repo.add_audit(reg.id, now, "system", "provisioned", account.username)
+            await self.repo.save_registration(reg, now)
+        officer_address = Address(reg.channel, reg.user_id)
+        out: list[Outbound] = []
+        if account is None:
+            if reg.provision_attempts == 1:  # the officer hears of the approval once, at once
+                out.append(Outbound(text("officer_approved_pending", lang, ref=reg.ref), to=officer_address))
+            if reviewer_lang:
+                out.append(Outbound(text("review_provision_failed", reviewer_lang, ref=reg.ref, error=error)))
+            return out
+        out.append(Outbound(text("officer_approved", lang, ref=reg.ref, school=reg.school_name,
+                                 username=account.username, url=account.sign_in_url), to=officer_address))
+        if reviewer_lang:
+            out.append(Outbound(text("review_provisioned", reviewer_lang, ref=reg.ref, username=account.username)))
+        return out
+
+    async def retry_provisioning(self, max_attempts: int = 10) -> list[Outbound]:
+        """Try again the accounts that could not be made; the messages to deliver."""
+        async with self.repo.transaction():
+            waiting = await self.repo.to_provision(max_attempts)
+        out: list[Outbound] = []
+        for reg in waiting:
+            out += await self.provision(reg.id)
+        return out
 
     async def _turn(self, inbound: Inbound) -> Turn | Outbound | None:
         """Load, handle and save one inbound in one transaction. None: a redelivery, skipped;

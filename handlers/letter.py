@@ -55,7 +55,7 @@ def letter_document(reg: Registration, key: bytes, link_label: str = "") -> Docu
     return Document(
         filename=f"KidDiary-{reg.ref}-{reg.letter_version}.pdf",
         render=functools.partial(render_letter, data),
-        letter=(reg.id, reg.letter_version),
+        link=("letter", reg.id, reg.letter_version),
         link_label=link_label,
     )
 

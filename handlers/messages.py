@@ -108,9 +108,10 @@ class Document:
     # Made by the dispatcher after the turn is committed, in a worker thread (a letter takes
     # tens of milliseconds); the adapters always receive `data` filled in.
     render: Callable[[], bytes] | None = field(default=None, compare=False, repr=False)
-    # For channels that cannot send a file (LINE) and link to it instead: the letter it is
-    # (registration id, letter version) and the label of the button that opens it.
-    letter: tuple[int, int] | None = None
+    # For channels that cannot send a file (LINE) and link to it instead: what it is
+    # (("letter", registration id, version) or ("signed", signed letter id, 0)) and the label
+    # of the button that opens it.
+    link: tuple[str, int, int] | None = None
     link_label: str = ""
 
 

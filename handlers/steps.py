@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from handlers import letter, otp
+from handlers import letter, otp, review
 from handlers import validation as v
 from handlers.messages import Choice, Outbound
 from handlers.normalize import fold
@@ -359,6 +359,7 @@ async def take_attachment(turn: Turn) -> bool:
         turn.say(f"err_{received.reason}", choices=_choices_or_none(turn), **received.params)
         return True
     turn.say(f"letter_received_{received.qr_status}", ref=target.ref)
+    await review.announce(turn, target, received)
     if target is turn.reg:
         await go_to(turn, State.SUBMITTED)
     elif state in STEPS:  # a letter for another school, sent in the middle of this one

@@ -23,6 +23,7 @@ class CoreSettings:
     admins: frozenset[Address] = frozenset()
     reviewers: frozenset[Address] = frozenset()
     seal_key: bytes = field(default=b"", repr=False)  # signs the QR seal on letters (storage.Crypto.signing_key)
+    review_chats: tuple[Address, ...] = ()  # where new submissions are announced
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Turn:
     inspection: Inspection | Invalid | None = None  # what the attachment turned out to be, if any
     replies: list[Outbound] = field(default_factory=list)
     sms: list[Sms] = field(default_factory=list)
+    provision: list[int] = field(default_factory=list)  # approved registrations to make accounts for
     # payload → template key of every button made this turn, so a typed label matches in either language
     button_keys: dict[str, str] = field(default_factory=dict)
 

@@ -59,6 +59,13 @@ class Registration:
     letter_version: int = 0  # bumped each time a letter is issued; the QR code carries it
     letter_issued_at: datetime | None = None
     submitted_at: datetime | None = None
+    decided_at: datetime | None = None
+    decided_by: str | None = None  # the reviewer, channel:user_id
+    reject_reason: str | None = None
+    account_username: str | None = None  # the new account, once provisioned
+    provision_status: str | None = None  # pending | done | failed (approved registrations)
+    provision_attempts: int = 0
+    provision_error: str | None = None
 
 
 @dataclass

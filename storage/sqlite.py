@@ -238,6 +238,13 @@ class Repository:
             letter_version=row["letter_version"],
             letter_issued_at=_dt(row["letter_issued_at"]),
             submitted_at=_dt(row["submitted_at"]),
+            decided_at=_dt(row["decided_at"]),
+            decided_by=row["decided_by"],
+            reject_reason=row["reject_reason"],
+            account_username=row["account_username"],
+            provision_status=row["provision_status"],
+            provision_attempts=row["provision_attempts"],
+            provision_error=row["provision_error"],
         )
 
     async def get_registration(self, registration_id: int) -> Registration | None:
@@ -260,7 +267,8 @@ class Repository:
                    officer_title = ?, officer_first_name_enc = ?, officer_last_name_enc = ?,
                    national_id_enc = ?, national_id_index = ?, phone_enc = ?, phone_index = ?,
                    phone_verified_at = ?, confirmed_at = ?, letter_version = ?, letter_issued_at = ?,
-                   submitted_at = ?, updated_at = ?
+                   submitted_at = ?, decided_at = ?, decided_by = ?, reject_reason = ?, account_username = ?,
+                   provision_status = ?, provision_attempts = ?, provision_error = ?, updated_at = ?
                WHERE id = ?""",
             (
                 reg.status, reg.affiliation, reg.school_code, reg.school_name, reg.province,
@@ -269,7 +277,8 @@ class Repository:
                 enc(reg.national_id), reg.national_id and idx("national_id", reg.national_id),
                 enc(reg.phone), reg.phone and idx("phone", reg.phone),
                 _ts(reg.phone_verified_at), _ts(reg.confirmed_at), reg.letter_version, _ts(reg.letter_issued_at),
-                _ts(reg.submitted_at), _ts(now), reg.id,
+                _ts(reg.submitted_at), _ts(reg.decided_at), reg.decided_by, reg.reject_reason, reg.account_username,
+                reg.provision_status, reg.provision_attempts, reg.provision_error, _ts(now), reg.id,
             ),
         )
 
@@ -282,6 +291,68 @@ class Repository:
             "SELECT * FROM registrations WHERE channel = ? AND user_id = ? ORDER BY id", (channel, user_id)
         )
         return [self._registration(r) for r in rows]
+
+    async def submitted(self, offset: int, limit: int) -> tuple[list[Registration], int]:
+        """Registrations waiting for review, oldest submission first, and how many there are."""
+        rows = await self._all(
+            "SELECT * FROM registrations WHERE status = 'submitted' ORDER BY submitted_at, id LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        total = await self._one("SELECT COUNT(*) FROM registrations WHERE status = 'submitted'")
+        return [self._registration(r) for r in rows], total[0] if total else 0
+
+    async def find_registrations(self, text: str, limit: int = 10) -> list[Registration]:
+        """By reference, school code, part of the school name, or phone number (E.164)."""
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = await self._all(
+            """SELECT * FROM registrations
+               WHERE ref = ? OR school_code = ? OR phone_index = ? OR school_name LIKE ? ESCAPE '\\'
+               ORDER BY id DESC LIMIT ?""",
+            (text.upper(), text, self._crypto.index("phone", text), pattern, limit),
+        )
+        return [self._registration(r) for r in rows]
+
+    async def others_for_school(self, reg: Registration) -> list[Registration]:
+        rows = await self._all(
+            """SELECT * FROM registrations WHERE school_code = ? AND id != ?
+               AND status IN ('letter_issued', 'submitted', 'approved') ORDER BY id""",
+            (reg.school_code, reg.id),
+        )
+        return [self._registration(r) for r in rows]
+
+    async def others_with_same_person(self, reg: Registration) -> list[Registration]:
+        """Registrations of other schools with this national ID or this phone."""
+        rows = await self._all(
+            """SELECT * FROM registrations WHERE id != ? AND status != 'cancelled' AND school_code != ?
+               AND (national_id_index = ? OR phone_index = ?) ORDER BY id""",
+            (reg.id, reg.school_code or "", reg.national_id and self._crypto.index("national_id", reg.national_id),
+             reg.phone and self._crypto.index("phone", reg.phone)),
+        )
+        return [self._registration(r) for r in rows]
+
+    async def to_provision(self, max_attempts: int) -> list[Registration]:
+        rows = await self._all(
+            """SELECT * FROM registrations WHERE status = 'approved' AND provision_status IN ('pending', 'failed')
+               AND provision_attempts < ? ORDER BY decided_at""",
+            (max_attempts,),
+        )
+        return [self._registration(r) for r in rows]
+
+    # --- reviewers added by admins -------------------------------------------------------
+
+    async def add_reviewer(self, channel: str, user_id: str, added_by: str, at: datetime) -> None:
+        await self._execute(
+            """INSERT INTO reviewers (channel, user_id, added_by, added_at) VALUES (?, ?, ?, ?)
+               ON CONFLICT (channel, user_id) DO NOTHING""",
+            (channel, user_id, added_by, _ts(at)),
+        )
+
+    async def remove_reviewer(self, channel: str, user_id: str) -> bool:
+        cursor = await self._execute("DELETE FROM reviewers WHERE channel = ? AND user_id = ?", (channel, user_id))
+        return cursor.rowcount == 1
+
+    async def reviewers(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in await self._all("SELECT channel, user_id FROM reviewers ORDER BY added_at")]
 
     # --- signed letters ----------------------------------------------------------------
 
@@ -307,6 +378,12 @@ class Repository:
                          r["reject_reason"])
             for r in rows
         ]
+
+    async def get_signed_letter(self, letter_id: int) -> SignedLetter | None:
+        row = await self._one("SELECT registration_id FROM signed_letters WHERE id = ?", (letter_id,))
+        if row is None:
+            return None
+        return next(x for x in await self.signed_letters_of(row[0]) if x.id == letter_id)
 
     async def reject_signed_letter(self, letter_id: int, at: datetime, reason: str) -> None:
         await self._execute(

@@ -1,0 +1,241 @@
+"""DESIGN.md step 13: reviewers see each submission and approve it or reject it with a reason.
+
+Commands (any chat, private or a review group): /pending [page], /show REF, /approve REF,
+/reject REF REASON, /find TEXT; admins: /reviewer add|remove channel:user_id. Buttons carry
+`review:<action>:<ref>[:<reason>]`. Only reviewers' words count; nobody decides their own
+registration; the first decision stands (turns are serialised by the repository, so the
+second reviewer reads the first decision and is told who made it and when).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from handlers import validation as v
+from handlers.letter import full_name
+from handlers.messages import Address, Choice, Document, Outbound, Sms
+from handlers.turn import Turn
+from storage.models import APPROVED, REJECTED, SUBMITTED, Registration, SignedLetter
+from templates import has, text
+
+COMMANDS = {"/pending": "pending", "/show": "show", "/approve": "approve", "/reject": "reject", "/find": "find",
+            "/reviewer": "reviewer"}
+REASONS = ("unsigned", "unreadable", "wrong_signatory", "data_mismatch")
+PAGE = 8
+
+
+def parse(text_: str, payload: str | None) -> tuple[str, list[str]] | None:
+    """(action, arguments) when the message is meant for the review, else None."""
+    if payload and payload.startswith("review:"):
+        parts = payload.split(":")
+        return parts[1], parts[2:]
+    word, _, rest = text_.strip().partition(" ")
+    action = COMMANDS.get(word.split("@", 1)[0].lower())
+    if action is None:
+        return None
+    if action == "reject":  # /reject REF the reason, in as many words as it takes
+        ref, _, reason = rest.strip().partition(" ")
+        return action, [a for a in (ref, reason.strip()) if a]
+    return action, rest.split()
+
+
+async def reviewers(turn: Turn) -> set[Address]:
+    return set(turn.settings.reviewers) | {Address(c, u) for c, u in await turn.repo.reviewers()}
+
+
+async def handle(turn: Turn, action: str, args: list[str]) -> None:
+    if action == "reviewer":
+        await _manage_reviewers(turn, args)
+        return
+    if turn.inbound.sender not in await reviewers(turn):
+        turn.say("review_not_reviewer")
+        return
+    if action == "pending":
+        await pending(turn, int(args[0]) if args and args[0].isdigit() else 1)
+    elif action == "find":
+        await find(turn, " ".join(args))
+    elif not args:
+        turn.say("review_usage")
+    elif action == "show":
+        await show(turn, args[0])
+    elif action == "approve":
+        await decide(turn, args[0], approve=True)
+    elif action in ("reject", "reason"):
+        reason = args[1] if len(args) > 1 else None
+        await decide(turn, args[0], approve=False, reason=reason)
+    else:
+        turn.say("review_usage")
+
+
+# --- looking -------------------------------------------------------------------------------
+
+async def pending(turn: Turn, page: int) -> None:
+    regs, total = await turn.repo.submitted((page - 1) * PAGE, PAGE)
+    if not regs:
+        turn.say("review_queue_empty" if page == 1 else "review_queue_end")
+        return
+    lines = [turn.t("review_queue_line", n=(page - 1) * PAGE + i, ref=r.ref, school=r.school_name,
+                    province=r.province, since=turn.when(r.submitted_at or r.created_at))
+             for i, r in enumerate(regs, 1)]
+    choices = [Choice(r.ref, f"review:show:{r.ref}") for r in regs]
+    if page * PAGE < total:
+        choices.append(turn.button("btn_review_more", f"review:pending:{page + 1}"))
+    turn.say("review_queue", total=total, lines="\n".join(lines), choices=choices)
+
+
+async def find(turn: Turn, query: str) -> None:
+    query = query.strip()
+    if not query:
+        turn.say("review_usage")
+        return
+    phone = v.thai_mobile(query)
+    found = await turn.repo.find_registrations(phone if isinstance(phone, str) else query)
+    if not found:
+        turn.say("review_nothing_found", query=query)
+        return
+    lines = [turn.t("review_found_line", ref=r.ref, school=r.school_name or "-",
+                    status=turn.t(f"status_name_{r.status}")) for r in found]
+    choices = [Choice(r.ref, f"review:show:{r.ref}") for r in found]
+    turn.say("review_found", lines="\n".join(lines), choices=choices)
+
+
+async def show(turn: Turn, ref: str) -> None:
+    reg = await turn.repo.get_registration_by_ref(ref)
+    if reg is None:
+        turn.say("review_unknown", ref=ref.upper())
+        return
+    letters = await turn.repo.signed_letters_of(reg.id)
+    trail = await turn.repo.audit_trail(reg.id)
+    history = "\n".join(f"{turn.when(e.at)} · {e.kind} · {e.actor}" + (f" · {e.detail}" if e.detail else "")
+                        for e in trail)
+    card = await _card(turn, reg, letters[-1] if letters else None)
+    turn.replies.append(Outbound(f"{card}\n\n{turn.t('review_history', lines=history)}",
+                                 tuple(_decision_buttons(turn, reg)),
+                                 document=await _photo(turn, reg, letters[-1]) if letters else None))
+
+
+async def announce(turn: Turn, reg: Registration, letter: SignedLetter) -> None:
+    """A new submission, to every review chat: the card, the signed photo, the buttons."""
+    if not turn.settings.review_chats:
+        return
+    card = await _card(turn, reg, letter, lang="th")
+    photo = await _photo(turn, reg, letter)
+    buttons = tuple(_decision_buttons(turn, reg, lang="th"))
+    for chat in turn.settings.review_chats:
+        turn.replies.append(Outbound(card, buttons, to=chat, document=photo))
+
+
+async def _card(turn: Turn, reg: Registration, letter: SignedLetter | None, lang: str | None = None) -> str:
+    lang = lang or turn.conv.lang
+    warnings = []
+    for other in await turn.repo.others_for_school(reg):
+        warnings.append(text("review_warning_school", lang, ref=other.ref, status=text(f"status_name_{other.status}",
+                                                                                        lang)))
+    for other in await turn.repo.others_with_same_person(reg):
+        warnings.append(text("review_warning_person", lang, ref=other.ref, school=other.school_name or "-"))
+    none = text("value_none", lang)
+    return text(
+        "review_card", lang,
+        ref=reg.ref, status=text(f"status_name_{reg.status}", lang),
+        affiliation=text(f"affiliation_{reg.affiliation}", lang), school=reg.school_name, code=reg.school_code,
+        province=reg.province, officer=full_name(reg),
+        national_id=v.mask_national_id(reg.national_id) if reg.national_id else "-",
+        phone=v.local_phone(reg.phone) if reg.phone else "-",
+        old_tsl=reg.old_tsl_username or none, old_kiddiary=reg.old_kiddiary_username or none,
+        qr=text(f"review_qr_{letter.qr_status}" if letter else "review_qr_none", lang),
+        warnings="\n".join(warnings) or text("review_no_warnings", lang),
+    )
+
+
+async def _photo(turn: Turn, reg: Registration, letter: SignedLetter) -> Document | None:
+    if turn.files is None:
+        return None
+    data = await asyncio.to_thread(turn.files.get, letter.path)
+    extension = {"application/pdf": "pdf", "image/png": "png", "image/webp": "webp", "image/heic": "heic"}
+    name = f"signed-{reg.ref}.{extension.get(letter.mime_type, 'jpg')}"
+    return Document(name, data, letter.mime_type or "image/jpeg", link=("signed", letter.id, 0))
+
+
+def _decision_buttons(turn: Turn, reg: Registration, lang: str | None = None) -> list[Choice]:
+    if reg.status != SUBMITTED:
+        return []
+    lang = lang or turn.conv.lang
+    return [Choice(text("btn_approve", lang), f"review:approve:{reg.ref}"),
+            Choice(text("btn_reject", lang), f"review:reject:{reg.ref}")]
+
+
+# --- deciding ------------------------------------------------------------------------------
+
+async def decide(turn: Turn, ref: str, approve: bool, reason: str | None = None) -> None:
+    reg = await turn.repo.get_registration_by_ref(ref)
+    if reg is None:
+        turn.say("review_unknown", ref=ref.upper())
+        return
+    if Address(reg.channel, reg.user_id) == turn.inbound.sender:
+        turn.say("review_own", ref=reg.ref)
+        return
+    if reg.status in (APPROVED, REJECTED) and reg.decided_at is not None:
+        turn.say("review_already_decided", ref=reg.ref, decision=turn.t(f"status_name_{reg.status}"),
+                 who=reg.decided_by, when=turn.when(reg.decided_at))
+        return
+    if reg.status != SUBMITTED:
+        turn.say("review_not_submitted", ref=reg.ref, status=turn.t(f"status_name_{reg.status}"))
+        return
+    if not approve and not reason:  # a reason is required: offer the common ones
+        choices = [turn.button(f"btn_reason_{key}", f"review:reason:{reg.ref}:{key}") for key in REASONS]
+        turn.say("review_ask_reason", ref=reg.ref, choices=choices)
+        return
+
+    reg.decided_at, reg.decided_by = turn.now, turn.actor
+    officer = await turn.repo.get_conversation(reg.channel, reg.user_id)
+    officer_lang = officer.lang if officer else "th"
+    if approve:
+        reg.status, reg.provision_status = APPROVED, "pending"
+        await turn.repo.add_audit(reg.id, turn.now, turn.actor, "approved")
+        turn.provision.append(reg.id)  # the account is made once this turn is committed
+    else:
+        assert reason is not None
+        reg.status, reg.reject_reason = REJECTED, reason
+        letters = await turn.repo.signed_letters_of(reg.id)
+        if letters:
+            await turn.repo.reject_signed_letter(letters[-1].id, turn.now, reason)
+        await turn.repo.add_audit(reg.id, turn.now, turn.actor, "rejected", reason)
+        shown = reason_text(reason, officer_lang)
+        choices: tuple[Choice, ...] = ()
+        if officer is not None and officer.registration_id == reg.id:
+            officer.state = "letter"  # their next photo, or an edit, goes to this registration
+            await turn.repo.save_conversation(officer, turn.now)
+            choices = (Choice(text("btn_camera", officer_lang), "camera", action="camera"),
+                       Choice(text("btn_letter_edit", officer_lang), "letter:edit"))
+        turn.replies.append(Outbound(text("officer_rejected", officer_lang, ref=reg.ref, reason=shown), choices,
+                                     to=Address(reg.channel, reg.user_id)))
+        if reg.phone:
+            turn.sms.append(Sms(reg.phone, text("sms_rejected", officer_lang, ref=reg.ref, reason=shown)))
+    await turn.repo.save_registration(reg, turn.now)
+    turn.say("review_approved" if approve else "review_rejected", ref=reg.ref, school=reg.school_name,
+             reason=reason_text(reason or "", turn.conv.lang))
+
+
+def reason_text(reason: str, lang: str) -> str:
+    return text(f"reason_{reason}", lang) if reason in REASONS and has(f"reason_{reason}") else reason
+
+
+# --- reviewers ---------------------------------------------------------------------------
+
+async def _manage_reviewers(turn: Turn, args: list[str]) -> None:
+    if turn.inbound.sender not in turn.settings.admins:
+        turn.say("not_allowed")
+        return
+    try:
+        verb, address = args[0], Address.parse(args[1])
+    except (IndexError, ValueError):
+        turn.say("review_reviewer_usage")
+        return
+    if verb == "add":
+        await turn.repo.add_reviewer(address.channel, address.id, turn.actor, turn.now)
+        turn.say("review_reviewer_added", who=str(address))
+    elif verb == "remove":
+        removed = await turn.repo.remove_reviewer(address.channel, address.id)
+        turn.say("review_reviewer_removed" if removed else "review_reviewer_not_found", who=str(address))
+    else:
+        turn.say("review_reviewer_usage")

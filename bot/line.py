@@ -301,7 +301,8 @@ class LineChannel:
         if document is None or document.link is None:
             return [TextMessage(text=reply.text[:5000], quick_reply=quick)]
         kind = document.link[0]
-        base = f"{self.public_url}/{kind}s/{self.links.token(LetterLink(*document.link), self.clock())}"
+        path = {"letter": "letters", "signed": "signed"}[kind]  # the routes of bot/web.py
+        base = f"{self.public_url}/{path}/{self.links.token(LetterLink(*document.link), self.clock())}"
         if kind == "signed":  # a photo for reviewers: the picture, then the card with its buttons
             return [
                 ImageMessage(original_content_url=f"{base}/page.jpg", preview_image_url=f"{base}/preview.jpg"),

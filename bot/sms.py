@@ -9,6 +9,7 @@ backoff a few times, then raise SmsError; the dispatcher logs it with the phone 
 from __future__ import annotations
 
 import asyncio
+import base64
 import sys
 from typing import TextIO
 
@@ -71,10 +72,11 @@ class TwilioGateway(_HttpGateway):
         self.account, _, self.secret = credentials.partition(":")
         self.url = f"{base_url}/2010-04-01/Accounts/{self.account}/Messages.json"
         self.sender = sender
+        self.authorization = "Basic " + base64.b64encode(f"{self.account}:{self.secret}".encode()).decode()
 
     async def send(self, phone: str, text: str) -> None:
         await self._post(self.url, data={"To": phone, "From": self.sender, "Body": text},
-                         auth=aiohttp.BasicAuth(self.account, self.secret))
+                         headers={"Authorization": self.authorization})
 
 
 def make_gateway(config: Config, out: TextIO | None = None) -> SmsGateway:

@@ -1,0 +1,54 @@
+"""A recording HTTP service for the gateways the bot calls: an SMS gateway (webhook or
+Twilio's Messages API) and an account service for provisioning. It answers each request with
+the next status the test queued (200 by default) and the JSON body it was given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    json: Any = None
+    form: dict[str, str] = field(default_factory=dict)
+
+
+class FakeService:
+    def __init__(self, answer: dict[str, Any] | None = None) -> None:
+        self.received: list[Received] = []
+        self.statuses: list[int] = []
+        self.answer = answer or {}
+        self.app = web.Application()
+        self.app.router.add_post("/{path:.*}", self._handle)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> str:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def fail(self, *statuses: int) -> None:
+        self.statuses.extend(statuses)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        received = Received(request.path, dict(request.headers))
+        if request.content_type == "application/json":
+            received.json = await request.json()
+        else:
+            received.form = {k: str(v) for k, v in (await request.post()).items()}
+        self.received.append(received)
+        status = self.statuses.pop(0) if self.statuses else 200
+        return web.json_response(self.answer if status == 200 else {"error": "injected"}, status=status)

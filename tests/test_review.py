@@ -1,0 +1,299 @@
+"""Review and approval through the real core: the queue, decisions, notifications, accounts."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from bot.provision_http import HttpProvisioner
+from handlers.dispatch import Dispatcher
+from handlers.messages import Address, Kind
+from handlers.provisioning import SchoolCodeProvisioner
+from templates import text as t
+from tests.fakes.http_service import FakeService
+from tests.helpers import Officer
+from tests.test_signed_letter import at_letter_step, letter_pdf, phone_photo, send, without_qr
+
+REVIEW_CHAT = Address("test", "review-group")
+REVIEWERS = frozenset({Address("test", "rev1"), Address("test", "rev2")})
+ADMIN = Address("test", "boss")
+
+
+@pytest.fixture
+def reviewing(dispatcher: Dispatcher, settings) -> Dispatcher:
+    dispatcher.settings = replace(settings, reviewers=REVIEWERS, admins=frozenset({ADMIN}),
+                                  review_chats=(REVIEW_CHAT,))
+    dispatcher.provisioner = SchoolCodeProvisioner("https://kiddiary.example/login")
+    return dispatcher
+
+
+@pytest.fixture
+async def accounts() -> AsyncIterator[FakeService]:
+    service = FakeService({"username": "nongbua01", "initial_password": "Xy7pQ2mn",
+                           "sign_in_url": "https://accounts.example/in"})
+    await service.start()
+    yield service
+    await service.stop()
+
+
+async def submitted(officer: Officer) -> str:
+    """Register, confirm and send the signed letter; the reference."""
+    await at_letter_step(officer)
+    await send(officer, phone_photo(letter_pdf(officer)))
+    repo = officer.dispatcher.repo
+    async with repo.transaction():
+        return (await repo.registrations_of(officer.channel, officer.user_id))[-1].ref
+
+
+async def stored(dispatcher: Dispatcher, ref: str):
+    async with dispatcher.repo.transaction():
+        return await dispatcher.repo.get_registration_by_ref(ref)
+
+
+def to(officer: Officer, replies) -> list:
+    """The replies addressed to the officer (they go through the router to their chat)."""
+    return [r for r in replies if r.to == Address(officer.channel, officer.user_id)]
+
+
+async def test_a_submission_reaches_the_review_chat_with_card_photo_and_buttons(reviewing, sms):
+    officer = Officer(reviewing, sms)
+    await at_letter_step(officer)
+    photo = phone_photo(letter_pdf(officer))
+    await send(officer, photo)
+    [card] = [r for r in officer.replies if r.to == REVIEW_CHAT]
+    ref = re.search(r"KD-\w{4}-\w{4}", card.text).group(0)
+    for shown in (ref, "โรงเรียนบ้านหนองบัว", "1054530001", "แพร่", "นางสาวสมศรี ใจดี", "1-2345-xxxxx-xx-1",
+                  "081-234-5678", "tsl1234", t("review_qr_matched", "th"), t("review_no_warnings", "th")):
+        assert shown in card.text, shown
+    assert "1234545678781" not in card.text
+    assert card.document.data == photo and card.document.mime_type == "image/jpeg"
+    assert [c.payload for c in card.choices] == [f"review:approve:{ref}", f"review:reject:{ref}"]
+    assert officer.said("letter_received_matched", ref=ref)  # the officer's own reply is unchanged
+
+
+async def test_approve_by_button_makes_the_account_and_tells_the_officer(reviewing, sms):
+    officer = Officer(reviewing, sms)
+    ref = await submitted(officer)
+    reviewer = Officer(reviewing, sms, user_id="rev1")
+    await reviewer.send(Kind.BUTTON, payload=f"review:approve:{ref}")
+    assert reviewer.said("review_approved", ref=ref, school="โรงเรียนบ้านหนองบัว", reason="")
+    assert reviewer.said("review_provisioned", ref=ref, username="sch1054530001")
+    [told] = to(officer, reviewer.replies)
+    assert told.text == t("officer_approved", "th", ref=ref, school="โรงเรียนบ้านหนองบัว",
+                          username="sch1054530001", url="https://kiddiary.example/login")
+    phone, message = sms.sent[-1]
+    assert phone == "+66812345678" and "sch1054530001" in message
+    password = re.search(r"รหัสผ่านเริ่มต้น (\S+)", message).group(1)
+    assert len(password) == 10 and password not in told.text  # the password travels by SMS only
+    reg = await stored(reviewing, ref)
+    assert (reg.status, reg.provision_status, reg.account_username, reg.decided_by) == (
+        "approved", "done", "sch1054530001", "test:rev1")
+    async with reviewing.repo.transaction():
+        kinds = [e.kind for e in await reviewing.repo.audit_trail(reg.id)]
+    assert kinds[-2:] == ["approved", "provisioned"]
+
+
+async def test_approve_by_command(reviewing, sms):
+    ref = await submitted(Officer(reviewing, sms))
+    reviewer = Officer(reviewing, sms, user_id="rev2")
+    await reviewer.say(f"/approve {ref.lower()}")
+    assert (await stored(reviewing, ref)).status == "approved"
+
+
+async def test_reject_by_button_asks_a_reason_and_tells_the_officer(reviewing, sms):
+    officer = Officer(reviewing, sms)
+    ref = await submitted(officer)
+    reviewer = Officer(reviewing, sms, user_id="rev1")
+    await reviewer.say(f"/reject {ref}")
+    assert reviewer.said("review_ask_reason", ref=ref)
+    assert (await stored(reviewing, ref)).status == "submitted"  # nothing decided without a reason
+    await reviewer.press(f"review:reason:{ref}:unsigned")
+    [told] = to(officer, reviewer.replies)
+    assert told.text == t("officer_rejected", "th", ref=ref, reason=t("reason_unsigned", "th"))
+    assert "letter:edit" in [c.payload for c in told.choices]
+    assert "KidDiary" in sms.sent[-1][1] and t("reason_unsigned", "th") in sms.sent[-1][1]
+    reg = await stored(reviewing, ref)
+    assert (reg.status, reg.reject_reason) == ("rejected", "unsigned")
+
+
+async def test_reject_by_command_with_a_reason_of_ones_own(reviewing, sms):
+    officer = Officer(reviewing, sms)
+    ref = await submitted(officer)
+    reviewer = Officer(reviewing, sms, user_id="rev1")
+    await reviewer.say(f"/reject {ref} ตราประทับไม่ชัด กรุณาถ่ายใหม่")
+    [told] = to(officer, reviewer.replies)
+    assert "ตราประทับไม่ชัด กรุณาถ่ายใหม่" in told.text
+
+
+async def test_after_a_rejection_a_new_photo_submits_again(reviewing, sms):
+    officer = Officer(reviewing, sms)
+    await at_letter_step(officer)
+    pdf = letter_pdf(officer)
+    first = phone_photo(pdf)
+    await send(officer, first)
+    repo = reviewing.repo
+    async with repo.transaction():
+        ref = (await repo.registrations_of(officer.channel, officer.user_id))[0].ref
+    await Officer(reviewing, sms, user_id="rev1").say(f"/reject {ref} unreadable")
+    await send(officer, first)  # the very same photo again
+    assert officer.said("err_letter_already_rejected")
+    await send(officer, phone_photo(pdf, angle=-3))
+    assert (await stored(reviewing, ref)).status == "submitted"
+    assert any(r.to == REVIEW_CHAT for r in officer.replies)  # announced again
+
+
+async def test_after_a_rejection_the_officer_may_fix_the_details_and_get_a_new_letter(reviewing, sms):
+    officer = Officer(reviewing, sms)
+    ref = await submitted(officer)
+    await Officer(reviewing, sms, user_id="rev1").say(f"/reject {ref} data_mismatch")
+    await officer.send(Kind.BUTTON, payload="letter:edit")  # the button on the rejection message
+    await officer.press("edit:school_name")
+    await officer.say("โรงเรียนบ้านหนองบัววิทยา")
+    await officer.press("confirm")
+    assert officer.replies[-1].document.filename.endswith("-2.pdf")
+    await send(officer, phone_photo(letter_pdf(officer)))
+    reg = await stored(reviewing, ref)
+    assert (reg.status, reg.school_name, reg.letter_version) == ("submitted", "โรงเรียนบ้านหนองบัววิทยา", 2)
+
+
+async def test_someone_who_is_not_a_reviewer_is_refused(reviewing, sms):
+    ref = await submitted(Officer(reviewing, sms))
+    stranger = Officer(reviewing, sms, user_id="someone")
+    for message in (f"/approve {ref}", "/pending", f"/show {ref}"):
+        await stranger.say(message)
+        assert stranger.said("review_not_reviewer")
+    await stranger.send(Kind.BUTTON, payload=f"review:approve:{ref}")
+    assert stranger.said("review_not_reviewer")
+    assert (await stored(reviewing, ref)).status == "submitted"
+
+
+async def test_nobody_reviews_their_own_registration(reviewing, sms):
+    reviewer_as_officer = Officer(reviewing, sms, user_id="rev1")
+    ref = await submitted(reviewer_as_officer)
+    await reviewer_as_officer.say(f"/approve {ref}")
+    assert reviewer_as_officer.said("review_own", ref=ref)
+    assert (await stored(reviewing, ref)).status == "submitted"
+
+
+async def test_two_reviewers_racing_the_first_decision_stands(reviewing, sms):
+    ref = await submitted(Officer(reviewing, sms))
+    first, second = Officer(reviewing, sms, user_id="rev1"), Officer(reviewing, sms, user_id="rev2")
+    await asyncio.gather(first.say(f"/approve {ref}"), second.say(f"/reject {ref} unsigned"))
+    reg = await stored(reviewing, ref)
+    assert reg.status == "approved" and reg.decided_by == "test:rev1"
+    assert second.said("review_already_decided", ref=ref, decision=t("status_name_approved", "th"),
+                       who="test:rev1", when=second.replies[0].text.split("เมื่อ ")[-1])
+
+
+async def test_the_queue_oldest_first_paged_and_show_and_find(reviewing, sms, clock):
+    refs = []
+    for n in range(10):
+        officer = Officer(reviewing, sms, user_id=f"officer-{n}", phone=f"0810000{n:03d}")
+        refs.append(await submitted(officer))
+        clock.advance(minutes=1)
+    reviewer = Officer(reviewing, sms, user_id="rev1")
+    await reviewer.say("/pending")
+    assert reviewer.text.startswith(t("review_queue", "th", total=10, lines="")[:15])
+    assert reviewer.payloads[:8] == [f"review:show:{ref}" for ref in refs[:8]]
+    assert reviewer.payloads[-1] == "review:pending:2"
+    await reviewer.press("review:pending:2")
+    assert reviewer.payloads == [f"review:show:{ref}" for ref in refs[8:]]
+    await reviewer.press(f"review:show:{refs[9]}")
+    assert "submitted" in reviewer.text and "letter_issued" in reviewer.text  # the history
+    assert reviewer.replies[-1].document is not None  # with the photo
+    await reviewer.say("/find 0810000003")
+    assert refs[3] in reviewer.text and refs[4] not in reviewer.text
+    await reviewer.say("/find หนองบัว")
+    assert all(ref in reviewer.text for ref in refs)
+    await reviewer.say("/find ไม่มีโรงเรียนนี้")
+    assert reviewer.said("review_nothing_found", query="ไม่มีโรงเรียนนี้")
+
+
+async def test_the_card_warns_of_another_registration_for_the_same_school(reviewing, sms):
+    first = await submitted(Officer(reviewing, sms, user_id="a", phone="0811111111"))
+    second = Officer(reviewing, sms, user_id="b", phone="0822222222")
+    await submitted(second)
+    [card] = [r for r in second.replies if r.to == REVIEW_CHAT]
+    assert t("review_warning_school", "th", ref=first, status=t("status_name_submitted", "th")) in card.text
+
+
+async def test_admins_add_and_remove_reviewers(reviewing, sms):
+    ref = await submitted(Officer(reviewing, sms))
+    newcomer = Officer(reviewing, sms, user_id="rev3")
+    await newcomer.say("/pending")
+    assert newcomer.said("review_not_reviewer")
+    await Officer(reviewing, sms, user_id="rev1").say("/reviewer add test:rev3")
+    assert (await stored(reviewing, ref)).status == "submitted"
+    boss = Officer(reviewing, sms, user_id="boss")
+    await boss.say("/reviewer add test:rev3")
+    assert boss.said("review_reviewer_added", who="test:rev3")
+    await newcomer.say("/pending")
+    assert ref in newcomer.text
+    await boss.say("/reviewer remove test:rev3")
+    await newcomer.say("/pending")
+    assert newcomer.said("review_not_reviewer")
+
+
+async def test_an_unverified_letter_is_flagged_on_the_card(reviewing, sms):
+    officer = Officer(reviewing, sms)
+    await at_letter_step(officer)
+    await send(officer, without_qr(letter_pdf(officer)))
+    [card] = [r for r in officer.replies if r.to == REVIEW_CHAT]
+    assert t("review_qr_unverified", "th") in card.text
+
+
+async def test_the_account_service_over_http(reviewing, sms, accounts):
+    reviewing.provisioner = HttpProvisioner(f"{accounts.url}/accounts", "prov-token", "https://fallback")
+    officer = Officer(reviewing, sms)
+    ref = await submitted(officer)
+    reviewer = Officer(reviewing, sms, user_id="rev1")
+    await reviewer.say(f"/approve {ref}")
+    [call] = accounts.received
+    assert call.headers["Authorization"] == "Bearer prov-token"
+    assert call.json["ref"] == ref and call.json["officer"]["national_id"] == "1234545678781"
+    assert reviewer.said("review_provisioned", ref=ref, username="nongbua01")
+    assert "Xy7pQ2mn" in sms.sent[-1][1] and "https://accounts.example/in" in sms.sent[-1][1]
+    assert all("Xy7pQ2mn" not in r.text for r in reviewer.replies)
+
+
+async def test_a_provisioning_failure_stays_approved_visible_and_is_retried(reviewing, sms, accounts):
+    reviewing.provisioner = HttpProvisioner(f"{accounts.url}/accounts", None, "https://fallback")
+    accounts.fail(503)
+    officer = Officer(reviewing, sms)
+    ref = await submitted(officer)
+    reviewer = Officer(reviewing, sms, user_id="rev1")
+    await reviewer.say(f"/approve {ref}")
+    assert reviewer.said("review_provision_failed", ref=ref, error="ProvisionError: HTTP 503")
+    [told] = to(officer, reviewer.replies)
+    assert told.text == t("officer_approved_pending", "th", ref=ref)
+    reg = await stored(reviewing, ref)
+    assert (reg.status, reg.provision_status, reg.account_username) == ("approved", "failed", None)
+    await reviewer.say(f"/show {ref}")
+    assert "provision_failed" in reviewer.text  # visible to the reviewers
+    retried = await reviewing.retry_provisioning()
+    [told] = [r for r in retried if r.to == Address(officer.channel, officer.user_id)]
+    assert "nongbua01" in told.text
+    reg = await stored(reviewing, ref)
+    assert (reg.provision_status, reg.account_username, reg.provision_attempts) == ("done", "nongbua01", 2)
+    assert await reviewing.retry_provisioning() == []  # nothing left to do
+
+
+async def test_an_undelivered_password_sms_means_the_account_is_made_again(reviewing, sms):
+    ref = await submitted(Officer(reviewing, sms))
+    sms.fail_next = 1
+    await Officer(reviewing, sms, user_id="rev1").say(f"/approve {ref}")
+    assert (await stored(reviewing, ref)).provision_status == "failed"
+    await reviewing.retry_provisioning()
+    assert (await stored(reviewing, ref)).provision_status == "done"
+    assert "sch1054530001" in sms.sent[-1][1]
+
+
+async def test_status_tells_the_officer_where_things_stand(reviewing, sms):
+    officer = Officer(reviewing, sms)
+    ref = await submitted(officer)
+    await officer.say("/status")
+    assert ref in officer.text and "12/12" in officer.text

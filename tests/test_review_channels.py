@@ -1,0 +1,172 @@
+"""Review across channels, over the real SDKs: an officer on one platform, reviewers on the other."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot import web
+from bot.app import open_app
+from bot.config import load_config
+from bot.letter_files import LetterFiles
+from bot.line import LineChannel
+from bot.links import LetterLinks
+from bot.router import Router
+from bot.telegram import TelegramChannel
+from templates import letter
+from templates import text as t
+from tests import test_line, test_telegram
+from tests.fakes.line_api import ACCESS_TOKEN, CHANNEL_SECRET, FakeLine
+from tests.fakes.sms import RecordingSmsGateway
+from tests.fakes.telegram_api import FakeTelegram
+from tests.helpers import Clock
+from tests.test_signed_letter import phone_photo
+
+TELEGRAM_GROUP = -100777
+LINE_GROUP = "Cgroup0000000001"
+TELEGRAM_REVIEWER = 6660001
+LINE_REVIEWER = "Ureviewer000001"
+
+
+@dataclass
+class Both:
+    telegram: test_telegram.Harness
+    line: test_line.Harness
+    sms: RecordingSmsGateway
+
+
+@asynccontextmanager
+async def running(tmp_path: Path) -> AsyncIterator[Both]:
+    tg_fake, line_fake = FakeTelegram(test_telegram.TOKEN), FakeLine()
+    tg_url, line_url = await tg_fake.start(), await line_fake.start()
+    config = load_config({
+        "KIDDIARY_DATA_DIR": str(tmp_path),
+        "KIDDIARY_TELEGRAM_TOKEN": test_telegram.TOKEN, "KIDDIARY_TELEGRAM_API_URL": tg_url,
+        "KIDDIARY_TELEGRAM_WEBHOOK_SECRET": test_telegram.SECRET,
+        "KIDDIARY_LINE_CHANNEL_SECRET": CHANNEL_SECRET, "KIDDIARY_LINE_CHANNEL_ACCESS_TOKEN": ACCESS_TOKEN,
+        "KIDDIARY_LINE_API_URL": line_url, "KIDDIARY_LINE_DATA_API_URL": line_url,
+        "KIDDIARY_REVIEWERS": f"telegram:{TELEGRAM_REVIEWER},line:{LINE_REVIEWER}",
+        "KIDDIARY_REVIEW_CHATS": f"telegram:{TELEGRAM_GROUP},line:{LINE_GROUP}",
+    }, dotenv=None)
+    sms, clock = RecordingSmsGateway(), Clock()
+    clock.now = clock.now.fromtimestamp(time.time(), clock.now.tzinfo)
+    async with open_app(config, sms) as app:
+        await asyncio.to_thread(letter.prepare)
+        key = app.dispatcher.settings.seal_key
+        links = LetterLinks(key, timedelta(days=7))
+        telegram = TelegramChannel(app.config, app.dispatcher, poll_timeout=1)
+        line = LineChannel(app.config, app.dispatcher, app.repo, links, clock=clock)
+        letters = LetterFiles(app.repo, key, links, clock, app.files)
+        runner = await web.serve(web.make_app(telegram, line, letters), "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        line.public_url = url
+        router = Router()
+        for name, channel in (("telegram", telegram), ("line", line)):
+            router.register(name, channel.push)
+            channel.router = router
+            await channel.start()
+        try:
+            yield Both(test_telegram.Harness(tg_fake, telegram, app, sms, "webhook", url),
+                       test_line.Harness(line_fake, line, app, sms, url, clock), sms)
+        finally:
+            await telegram.stop()
+            await line.stop()
+            await runner.cleanup()
+            await tg_fake.stop()
+            await line_fake.stop()
+
+
+@pytest.fixture
+async def both(tmp_path) -> AsyncIterator[Both]:
+    async with running(tmp_path) as harness:
+        yield harness
+
+
+async def ref_of(both: Both) -> str:
+    async with both.line.app.repo.transaction():
+        regs = await both.line.app.repo.submitted(0, 10)
+    return regs[0][0].ref
+
+
+async def test_a_line_officer_is_approved_by_a_reviewer_in_a_telegram_group(both: Both):
+    officer = test_line.User(both.line)
+    messages = await test_line.register_until_letter(officer)
+    template = next(m for m in messages if m["type"] == "template")
+    _, pdf, _ = await both.line.get(template["template"]["actions"][0]["uri"])
+    await officer.image(phone_photo(pdf))
+    ref = await ref_of(both)
+
+    # The Telegram review group got the card, as a photo with the two buttons.
+    [card] = [c for c in both.telegram.fake.sent("sendPhoto") if int(c.params["chat_id"]) == TELEGRAM_GROUP]
+    assert ref in card.params["caption"] and "1-2345-xxxxx-xx-1" in card.params["caption"]
+    assert card.files["photo"][:3] == b"\xff\xd8\xff"
+    assert test_telegram.buttons(card) == [f"review:approve:{ref}", f"review:reject:{ref}"]
+    # …and so did the LINE review group: the photo as an image, the card with quick replies.
+    pushes = [r for r in both.line.fake.sent("/v2/bot/message/push") if r.body["to"] == LINE_GROUP]
+    kinds = [m["type"] for r in pushes for m in r.body["messages"]]
+    assert kinds == ["image", "text"]
+    image_url = pushes[0].body["messages"][0]["originalContentUrl"]
+    status, jpeg, _ = await both.line.get(image_url)
+    assert status == 200 and jpeg[:3] == b"\xff\xd8\xff"
+
+    # A reviewer presses Approve in the Telegram group.
+    reviewer = {"id": TELEGRAM_REVIEWER, "is_bot": False, "first_name": "ผู้ตรวจ", "language_code": "th"}
+    group = {"id": TELEGRAM_GROUP, "type": "supergroup", "title": "ตรวจสอบ KidDiary"}
+    await both.telegram.deliver({"update_id": both.telegram.fake.next_update_id(), "callback_query": {
+        "id": "cq-approve", "from": reviewer, "chat_instance": "g", "data": f"review:approve:{ref}",
+        "message": {"message_id": 5, "date": int(time.time()), "chat": group, "text": "card"}}})
+    await both.line.channel.idle()
+    to_group = [c.params.get("text", "") for c in both.telegram.fake.sent("sendMessage")
+                if int(c.params["chat_id"]) == TELEGRAM_GROUP]
+    assert any(t("review_provisioned", "th", ref=ref, username="sch1054530001") in x for x in to_group)
+    # The officer hears it on LINE (by push: nobody wrote from that chat) and by SMS.
+    told = [m["text"] for r in both.line.fake.sent("/v2/bot/message/push") if r.body["to"] == officer.id
+            for m in r.body["messages"]]
+    assert any("sch1054530001" in x for x in told)
+    assert "sch1054530001" in both.sms.sent[-1][1]
+
+
+def texts_to(both: Both, chat_id: int) -> str:
+    return "\n".join(str(c.params.get("text") or c.params.get("caption") or "") for c in both.telegram.fake.sent()
+                     if int(c.params["chat_id"]) == chat_id)
+
+
+async def test_a_telegram_officer_is_rejected_by_a_reviewer_in_a_line_group(both: Both):
+    officer = test_telegram.User(both.telegram)
+    document = await test_telegram.register_until_letter(officer, share_contact=False)
+    await officer.photo(phone_photo(document.files["document"]))
+    ref = await ref_of(both)
+
+    line_reviewer = test_line.User(both.line, user_id=LINE_REVIEWER)
+    group = {"type": "group", "groupId": LINE_GROUP, "userId": LINE_REVIEWER}
+    await line_reviewer.send(line_reviewer.event("postback", source=group, postback={"data": f"review:reject:{ref}"}))
+    await line_reviewer.send(line_reviewer.event("postback", source=group,
+                                                 postback={"data": f"review:reason:{ref}:unreadable"}))
+    await both.telegram.settle()
+    told = texts_to(both, officer.id)
+    assert t("officer_rejected", "th", ref=ref, reason=t("reason_unreadable", "th")).splitlines()[0] in told
+    async with both.line.app.repo.transaction():
+        reg = await both.line.app.repo.get_registration_by_ref(ref)
+    assert reg.status == "rejected" and reg.decided_by == f"line:{LINE_REVIEWER}"
+
+
+async def test_an_officer_pressing_a_review_button_in_the_group_is_refused(both: Both):
+    officer = test_line.User(both.line)
+    messages = await test_line.register_until_letter(officer)
+    template = next(m for m in messages if m["type"] == "template")
+    _, pdf, _ = await both.line.get(template["template"]["actions"][0]["uri"])
+    await officer.image(phone_photo(pdf))
+    ref = await ref_of(both)
+    intruder = test_line.User(both.line, user_id="Uintruder00001")
+    group = {"type": "group", "groupId": LINE_GROUP, "userId": intruder.id}
+    messages = await intruder.send(intruder.event("postback", source=group, postback={"data": f"review:approve:{ref}"}))
+    assert t("review_not_reviewer", "th") in test_line.texts(messages)
+    async with both.line.app.repo.transaction():
+        assert (await both.line.app.repo.get_registration_by_ref(ref)).status == "submitted"

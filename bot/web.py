@@ -41,8 +41,8 @@ def make_app(
         app.router.add_get("/letters/{token}", letter_pdf)
         app.router.add_get("/letters/{token}/page.jpg", letter_page)
         app.router.add_get("/letters/{token}/preview.jpg", letter_page)
-        app.router.add_get("/signed/{token}/page.jpg", signed_page)
-        app.router.add_get("/signed/{token}/preview.jpg", signed_page)
+        app.router.add_get("/signed/{token}/page.jpg", letter_page)
+        app.router.add_get("/signed/{token}/preview.jpg", letter_page)
     return app
 
 
@@ -84,16 +84,13 @@ async def letter_pdf(request: web.Request) -> web.StreamResponse:
 
 
 async def letter_page(request: web.Request) -> web.StreamResponse:
+    """The first page of a letter, or a signed photo, as JPEG (full size, or the preview)."""
+    files, token = request.app[LETTERS], request.match_info["token"]
     preview = request.path.endswith("/preview.jpg")
-    image = await request.app[LETTERS].image(request.match_info["token"], preview)
-    if image is None:
-        return web.Response(status=404, text="not found")
-    return web.Response(body=image, content_type="image/jpeg", headers=PRIVATE)
-
-
-async def signed_page(request: web.Request) -> web.StreamResponse:
-    preview = request.path.endswith("/preview.jpg")
-    image = await request.app[LETTERS].signed(request.match_info["token"], preview)
+    if request.path.startswith("/signed/"):
+        image = await files.signed(token, preview)
+    else:
+        image = await files.image(token, preview)
     if image is None:
         return web.Response(status=404, text="not found")
     return web.Response(body=image, content_type="image/jpeg", headers=PRIVATE)

@@ -95,13 +95,18 @@ async def ref_of(both: Both) -> str:
     return regs[0][0].ref
 
 
-async def test_a_line_officer_is_approved_by_a_reviewer_in_a_telegram_group(both: Both):
+async def submitted_on_line(both: Both) -> tuple[test_line.User, str]:
+    """A LINE officer who has sent the signed letter; and the reference."""
     officer = test_line.User(both.line)
     messages = await test_line.register_until_letter(officer)
     template = next(m for m in messages if m["type"] == "template")
     _, pdf, _ = await both.line.get(template["template"]["actions"][0]["uri"])
     await officer.image(phone_photo(pdf))
-    ref = await ref_of(both)
+    return officer, await ref_of(both)
+
+
+async def test_a_line_officer_is_approved_by_a_reviewer_in_a_telegram_group(both: Both):
+    officer, ref = await submitted_on_line(both)
 
     # The Telegram review group got the card, as a photo with the two buttons.
     [card] = [c for c in both.telegram.fake.sent("sendPhoto") if int(c.params["chat_id"]) == TELEGRAM_GROUP]
@@ -158,12 +163,7 @@ async def test_a_telegram_officer_is_rejected_by_a_reviewer_in_a_line_group(both
 
 
 async def test_an_officer_pressing_a_review_button_in_the_group_is_refused(both: Both):
-    officer = test_line.User(both.line)
-    messages = await test_line.register_until_letter(officer)
-    template = next(m for m in messages if m["type"] == "template")
-    _, pdf, _ = await both.line.get(template["template"]["actions"][0]["uri"])
-    await officer.image(phone_photo(pdf))
-    ref = await ref_of(both)
+    _, ref = await submitted_on_line(both)
     intruder = test_line.User(both.line, user_id="Uintruder00001")
     group = {"type": "group", "groupId": LINE_GROUP, "userId": intruder.id}
     messages = await intruder.send(intruder.event("postback", source=group, postback={"data": f"review:approve:{ref}"}))

@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.server import serve
+
 
 @dataclass
 class Received:
@@ -29,11 +31,7 @@ class FakeService:
         self.url = ""
 
     async def start(self) -> str:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        self._runner, self.url = await serve(self.app)
         return self.url
 
     async def stop(self) -> None:

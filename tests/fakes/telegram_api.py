@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.server import serve
+
 BOT_ID = 7000001
 BOT = {"id": BOT_ID, "is_bot": True, "first_name": "KidDiary", "username": "kiddiary_test_bot",
        "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
@@ -56,12 +58,7 @@ class FakeTelegram:
         self.url = ""
 
     async def start(self) -> str:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve(self.app)
         return self.url
 
     async def stop(self) -> None:

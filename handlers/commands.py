@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers.messages import Outbound
 from handlers.normalize import fold
 from handlers.steps import (
     AWAITING,
@@ -10,6 +11,7 @@ from handlers.steps import (
     State,
     advance,
     ask,
+    decision_status,
     discard,
     drop_pending_code,
     go_to,
@@ -18,7 +20,7 @@ from handlers.steps import (
     take_answer,
 )
 from handlers.turn import Turn
-from storage.models import DRAFT, LETTER_ISSUED
+from storage.models import APPROVED, DRAFT, LETTER_ISSUED, REJECTED
 from templates import LANGUAGES
 
 # Typed words (folded) that mean a command, in Thai and English, with or without a slash.
@@ -141,6 +143,8 @@ async def status(turn: Turn, argument: str = "") -> None:
     reg = turn.reg
     if reg is None:
         turn.say("status_none", choices=[turn.button("btn_start", "cmd:start")])
+    elif state in AWAITING and reg.status in (APPROVED, REJECTED):
+        turn.replies.append(Outbound(decision_status(turn), tuple(step_choices(turn, state))))
     elif state in AWAITING:
         step = STEPS[state]
         turn.say(f"status_{state}", ref=reg.ref, school=reg.school_name, n=step.number, total=TOTAL_STEPS,

@@ -19,7 +19,7 @@ from handlers.messages import Choice, Outbound
 from handlers.normalize import fold
 from handlers.turn import Turn
 from handlers.validation import Invalid
-from storage.models import CANCELLED, DRAFT, Registration
+from storage.models import APPROVED, CANCELLED, DRAFT, Registration
 
 
 class State(StrEnum):
@@ -328,7 +328,20 @@ async def answer_letter(turn: Turn, text: str, payload: str | None) -> Outcome:
 
 def submitted_question(turn: Turn) -> str:
     reg = _reg(turn)
+    if reg.status == APPROVED:  # the review is over: say how it ended
+        return decision_status(turn)
     return turn.t("ask_submitted", ref=reg.ref, phone=v.local_phone(reg.phone or ""))
+
+
+def decision_status(turn: Turn) -> str:
+    """Where an approved or rejected registration stands, for /status and the last step."""
+    reg = _reg(turn)
+    if reg.status == APPROVED and reg.account_username:
+        return turn.t("status_approved", ref=reg.ref, school=reg.school_name, username=reg.account_username)
+    if reg.status == APPROVED:
+        return turn.t("officer_approved_pending", ref=reg.ref)
+    return turn.t("status_rejected", ref=reg.ref, school=reg.school_name,
+                  reason=review.reason_text(reg.reject_reason or "", turn.conv.lang))
 
 
 async def answer_submitted(turn: Turn, text: str, payload: str | None) -> Outcome:

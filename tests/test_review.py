@@ -297,3 +297,19 @@ async def test_status_tells_the_officer_where_things_stand(reviewing, sms):
     ref = await submitted(officer)
     await officer.say("/status")
     assert ref in officer.text and "12/12" in officer.text
+
+
+async def test_status_after_the_decision(reviewing, sms):
+    officer = Officer(reviewing, sms)
+    await at_letter_step(officer)
+    pdf = letter_pdf(officer)
+    await send(officer, phone_photo(pdf))
+    async with reviewing.repo.transaction():
+        ref = (await reviewing.repo.registrations_of(officer.channel, officer.user_id))[0].ref
+    await Officer(reviewing, sms, user_id="rev1").say(f"/reject {ref} unsigned")
+    await officer.say("/status")
+    assert officer.said("status_rejected", ref=ref, school="โรงเรียนบ้านหนองบัว", reason=t("reason_unsigned", "th"))
+    await send(officer, phone_photo(pdf, angle=2))  # signed this time
+    await Officer(reviewing, sms, user_id="rev2").say(f"/approve {ref}")
+    await officer.say("/status")
+    assert officer.said("status_approved", ref=ref, school="โรงเรียนบ้านหนองบัว", username="sch1054530001")

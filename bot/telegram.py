@@ -9,6 +9,7 @@ Runs by long polling, or by webhook on our own aiohttp server (bot/web.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -23,7 +24,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 
 from bot.config import Config
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 DOWNLOAD_LIMIT = 20 * 1024 * 1024  # the Bot API serves files up to 20 MB
 CAPTION_LIMIT = 1024
+SEND_ATTEMPTS = 3
 PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 
@@ -181,13 +183,27 @@ class TelegramChannel:
                 continue
             target = chat_id
             try:
-                await self._send_one(target, reply)
+                await self._send_with_retry(target, reply)
             except Forbidden:
                 await self.dispatcher.mark_unreachable(CHANNEL, str(target))
                 return
             except TelegramError:
                 log.exception("sending to Telegram chat %s failed", target)
                 return
+
+    async def _send_with_retry(self, chat_id: int, reply: Outbound) -> None:
+        """Flood limits are waited out by the rate limiter; a server error or a timeout is tried
+        again a couple of times here. A refusal (BadRequest, Forbidden) is final."""
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                await self._send_one(chat_id, reply)
+                return
+            except BadRequest:
+                raise
+            except NetworkError:
+                if attempt == SEND_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.5 * 2**attempt)
 
     async def _send_one(self, chat_id: int, reply: Outbound) -> None:
         markup = self._markup(chat_id, reply.choices)

@@ -258,6 +258,43 @@ async def test_a_failed_push_is_retried_with_the_same_key(line: Harness):
     assert pushes[0].headers["X-Line-Retry-Key"] == pushes[1].headers["X-Line-Retry-Key"]
 
 
+async def test_flood_limits_on_push_are_retried_with_the_same_key(line: Harness):
+    user = User(line)
+    event = user.text_event("/start")
+    line.fake.expire_reply_tokens()
+    line.fake.fail("/v2/bot/message/push", 429)
+    await user.send(event)
+    pushes = [r for r in line.fake.requests if r.path == "/v2/bot/message/push"]
+    assert [p.status for p in pushes] == [429, 200]
+    assert len({p.headers["X-Line-Retry-Key"] for p in pushes}) == 1
+
+
+async def test_a_push_already_accepted_under_its_key_is_not_sent_again(line: Harness):
+    user = User(line)
+    event = user.text_event("/start")
+    line.fake.expire_reply_tokens()
+    line.fake.lost_answers.append(504)  # the push went through, but the answer was lost
+    await user.send(event)
+    statuses = [r.status for r in line.fake.requests if r.path == "/v2/bot/message/push"]
+    assert statuses == [504, 409]  # the retry is refused as a repeat: delivered once, and not retried again
+
+
+async def test_a_pdf_scan_sent_as_a_file_message(line: Harness):
+    user = User(line)
+    messages = await register_until_letter(user)
+    template = next(m for m in messages if m["type"] == "template")
+    _, pdf, _ = await line.get(template["template"]["actions"][0]["uri"])
+    line.fake.contents["file-1"] = pdf
+    messages = await user.send(user.event("message", message={
+        "type": "file", "id": "file-1", "fileName": "scan.pdf", "fileSize": len(pdf)}))
+    assert "คิวอาร์โค้ดตรงกับการลงทะเบียน" in texts(messages)
+
+
+async def test_health(line: Harness):
+    status, body, kind = await line.get(f"{line.url}/healthz")
+    assert (status, kind) == (200, "application/json") and b"ok" in body
+
+
 async def test_more_than_five_messages_go_in_several_requests(line: Harness):
     user = User(line)
     replies = [Outbound(f"ข้อความ {n}") for n in range(7)]

@@ -221,6 +221,34 @@ async def test_the_card_warns_of_another_registration_for_the_same_school(review
     assert t("review_warning_school", "th", ref=first, status=t("status_name_submitted", "th")) in card.text
 
 
+async def test_the_card_warns_when_the_person_registers_another_school(reviewing, sms, repo, clock):
+    from storage import School
+
+    async with repo.transaction():
+        await repo.import_schools([School("1054530001", "โรงเรียนบ้านหนองบัว", "แพร่", "obec"),
+                                   School("1054530002", "โรงเรียนวัดใหม่", "แพร่", "obec")])
+    first = await submitted(Officer(reviewing, sms, user_id="a"))  # same officer, same phone…
+    second = Officer(reviewing, sms, user_id="b")
+    await second.up_to("school_code")
+    await second.say("1054530002")  # …for another school
+    for answer in ("tsl1234", "ไม่มี", "นางสาวสมศรี ใจดี", "1-2345-45678-78-1"):
+        await second.say(answer)
+    clock.advance(minutes=2)  # past the phone's resend wait
+    await second.say("081-234-5678")
+    await second.say(sms.last_code())
+    await second.press("confirm")
+    await send(second, phone_photo(letter_pdf(second)))
+    [card] = [r for r in second.replies if r.to == REVIEW_CHAT]
+    assert t("review_warning_person", "th", ref=first, school="โรงเรียนบ้านหนองบัว") in card.text
+
+
+async def test_find_by_reference(reviewing, sms):
+    ref = await submitted(Officer(reviewing, sms))
+    reviewer = Officer(reviewing, sms, user_id="rev1")
+    await reviewer.say(f"/find {ref.lower()}")
+    assert reviewer.payloads == [f"review:show:{ref}"]
+
+
 async def test_admins_add_and_remove_reviewers(reviewing, sms):
     ref = await submitted(Officer(reviewing, sms))
     newcomer = Officer(reviewing, sms, user_id="rev3")

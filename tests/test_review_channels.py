@@ -117,6 +117,9 @@ async def test_a_line_officer_is_approved_by_a_reviewer_in_a_telegram_group(both
     pushes = [r for r in both.line.fake.sent("/v2/bot/message/push") if r.body["to"] == LINE_GROUP]
     kinds = [m["type"] for r in pushes for m in r.body["messages"]]
     assert kinds == ["image", "text"]
+    line_card = pushes[0].body["messages"][1]
+    assert ref in line_card["text"]
+    assert [a["data"] for a in test_line.quick([line_card])] == [f"review:approve:{ref}", f"review:reject:{ref}"]
     image_url = pushes[0].body["messages"][0]["originalContentUrl"]
     status, jpeg, _ = await both.line.get(image_url)
     assert status == 200 and jpeg[:3] == b"\xff\xd8\xff"

@@ -276,6 +276,15 @@ async def test_flood_control_is_waited_out(telegram: Harness):
     assert refused.params["text"] == telegram.fake.sent("sendMessage")[0].params["text"]  # the same message, again
 
 
+async def test_a_server_error_is_tried_again(telegram: Harness):
+    user = User(telegram)
+    telegram.fake.fail("sendMessage", 500)
+    await telegram.deliver(user.message(text="/start"))
+    await telegram.fake.wait_for(lambda calls: len(telegram.fake.sent("sendMessage")) == 2)
+    assert t("greeting", "th").splitlines()[0] in texts(telegram.fake.sent("sendMessage"))
+    assert [c.refused for c in telegram.fake.calls if c.method == "sendMessage"] == [500, None, None]
+
+
 async def test_a_user_who_blocked_the_bot_is_recorded_and_not_retried(telegram: Harness):
     user = User(telegram)
     await user.say("/start")

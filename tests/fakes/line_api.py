@@ -40,6 +40,7 @@ class FakeLine:
     reply_tokens: dict[str, bool] = field(default_factory=dict)  # token → still usable
     retry_keys: set[str] = field(default_factory=set)
     failures: dict[str, list[int]] = field(default_factory=dict)  # path → statuses to answer next
+    lost_answers: list[int] = field(default_factory=list)  # push accepted, but this status answered
     url: str = ""
 
     def __post_init__(self) -> None:
@@ -47,7 +48,7 @@ class FakeLine:
         self.app = web.Application(client_max_size=32 * 1024 * 1024)
         self.app.router.add_post("/v2/bot/message/reply", self._reply)
         self.app.router.add_post("/v2/bot/message/push", self._push)
-        self.app.router.add_post("/v2/bot/message/multicast", self._record)
+        self.app.router.add_post("/v2/bot/message/multicast", self._multicast)
         self.app.router.add_post("/v2/bot/chat/loading/start", self._record)
         self.app.router.add_get("/v2/bot/profile/{user_id}", self._profile)
         self.app.router.add_get("/v2/bot/message/{message_id}/content", self._content)
@@ -108,6 +109,15 @@ class FakeLine:
         _, refused = await self._start(request)
         return refused or web.json_response({})
 
+    async def _multicast(self, request: web.Request) -> web.Response:
+        record, refused = await self._start(request)
+        if refused:
+            return refused
+        if not 1 <= len(record.body.get("to", [])) <= 500:  # LINE's limit of recipients
+            record.status = 400
+            return web.json_response({"message": "The number of recipients must be 1 to 500"}, status=400)
+        return web.json_response({})
+
     async def _reply(self, request: web.Request) -> web.Response:
         record, refused = await self._start(request)
         if refused:
@@ -129,6 +139,9 @@ class FakeLine:
             return web.json_response({"message": "The retry key is already accepted"}, status=409)
         if key:
             self.retry_keys.add(key)
+        if self.lost_answers:  # delivered, yet the bot hears an error (a timeout on the way back)
+            record.status = self.lost_answers.pop(0)
+            return web.json_response({"message": "gateway timeout"}, status=record.status)
         return web.json_response({"sentMessages": [{"id": str(time.time_ns())}]})
 
     async def _profile(self, request: web.Request) -> web.Response:

@@ -163,7 +163,8 @@ async def import_schools(config: Config, args: argparse.Namespace) -> int:
 EXPORT_COLUMNS = (
     "ref", "status", "affiliation", "school_code", "school_name", "province", "old_tsl_username",
     "old_kiddiary_username", "officer_title", "officer_first_name", "officer_last_name", "national_id",
-    "phone", "confirmed_at",
+    "phone", "confirmed_at", "decided_at", "decided_by", "account_username", "account_password_hash",
+    "provision_status",
 )
 
 

@@ -40,7 +40,8 @@ class LetterFiles:
             return None
         async with self.repo.transaction():
             reg = await self.repo.get_registration(link.id)
-        if reg is None or reg.letter_version != link.version or reg.status in (CANCELLED, DRAFT):
+        if (reg is None or reg.letter_version != link.version or reg.status in (CANCELLED, DRAFT)
+                or reg.confirmed_at is None):  # reopened for editing: the old letter is no longer it
             return None
         return await asyncio.to_thread(render_letter, letter_data(reg, self.seal_key))
 

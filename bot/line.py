@@ -222,12 +222,22 @@ class LineChannel:
     async def _image(self, message: ImageMessageContent) -> Attachment:
         provider = message.content_provider
         if provider is not None and provider.type == "external" and provider.original_content_url:
-            return Attachment(await _fetch(provider.original_content_url), "photo.jpg")
+            try:
+                return Attachment(await _fetch(provider.original_content_url), "photo.jpg")
+            except (aiohttp.ClientError, TimeoutError):
+                log.warning("could not fetch an external image", exc_info=True)
+                return Attachment(b"", "photo.jpg")  # the core asks the officer to send it again
         return Attachment(await self._content(message.id), "photo.jpg")
 
     async def _content(self, message_id: str) -> bytes:
+        """The bytes of a photo or file; empty when LINE would not give them (the core then asks
+        the officer to send it again)."""
         assert self.blob is not None
-        return bytes(await self.blob.get_message_content(message_id))
+        try:
+            return bytes(await self.blob.get_message_content(message_id))
+        except (ApiException, aiohttp.ClientError, TimeoutError):
+            log.warning("could not fetch the content of LINE message %s", message_id, exc_info=True)
+            return b""
 
     async def _language(self, user_id: str) -> str | None:
         """The language of the user's LINE app, for a new user; asked once per process."""
@@ -291,6 +301,10 @@ class LineChannel:
                     return False
                 if e.status not in (429, 500, 502, 503, 504) or attempt == PUSH_ATTEMPTS - 1:
                     log.error("LINE push to %s failed: %s %s", to, e.status, e.reason)
+                    return False
+            except (aiohttp.ClientError, TimeoutError) as e:  # the case the retry key exists for
+                if attempt == PUSH_ATTEMPTS - 1:
+                    log.error("LINE push to %s failed: %s", to, type(e).__name__)
                     return False
             await asyncio.sleep(0.5 * 2**attempt)
         return False

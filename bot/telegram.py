@@ -29,7 +29,7 @@ from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 
 from bot.config import Config
 from bot.router import Router
-from handlers.dispatch import Dispatcher
+from handlers.dispatch import Dispatcher, KeyedLocks
 from handlers.messages import Attachment, Choice, Inbound, Kind, Outbound, SharedContact
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class TelegramChannel:
         self.app = builder.build()
         self.app.add_handler(TypeHandler(Update, self._on_update))
         self._reply_keyboard_shown: set[int] = set()
+        self.locks = KeyedLocks()
         self.router: Router | None = None  # for messages to other chats and channels
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -95,15 +96,26 @@ class TelegramChannel:
     # --- updates in --------------------------------------------------------------------
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        # Updates run concurrently; the sender's lock, taken before anything is awaited, keeps
+        # one user's presses, downloads and messages in the order Telegram numbered them.
+        user = update.effective_user
+        async with self.locks.hold(user.id if user else update.update_id):
+            await self._handle(update)
+
+    async def _handle(self, update: Update) -> None:
         if update.my_chat_member is not None:
             await self._membership(update)
             return
         query = update.callback_query
         if query is not None:
-            await query.answer()  # stops the button's spinner
-            if isinstance(query.message, Message) and query.message.reply_markup:
+            try:
+                await query.answer()  # stops the button's spinner
+            except TelegramError:  # too old (after a restart): the press still counts
+                log.info("callback query %s could not be answered", query.id)
+            pressed = query.message
+            if isinstance(pressed, Message) and pressed.reply_markup and not (query.data or "").startswith("review:"):
                 try:  # the question is answered: its buttons go, so they are not pressed twice
-                    await query.message.edit_reply_markup(reply_markup=None)
+                    await pressed.edit_reply_markup(reply_markup=None)
                 except TelegramError:
                     log.debug("could not remove the keyboard of a pressed message", exc_info=True)
         chat = update.effective_chat
@@ -164,8 +176,12 @@ class TelegramChannel:
     async def _download(self, file_id: str, size: int | None, name: str | None, mime: str | None) -> Attachment:
         if size is not None and size > DOWNLOAD_LIMIT:  # Telegram would refuse: say it is too big
             return Attachment(b"", name, mime, declared_size=size)
-        tg_file = await self.app.bot.get_file(file_id)
-        data = bytes(await tg_file.download_as_bytearray())
+        try:
+            tg_file = await self.app.bot.get_file(file_id)
+            data = bytes(await tg_file.download_as_bytearray())
+        except TelegramError:  # nothing came: the core asks the officer to send it again
+            log.warning("could not download Telegram file %s", file_id, exc_info=True)
+            data = b""
         return Attachment(data, name, mime, declared_size=size)
 
     # --- replies out -------------------------------------------------------------------

@@ -14,17 +14,16 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from handlers import attachments, conversation
 from handlers.messages import Address, Inbound, Outbound, Sms
-from handlers.provisioning import Provisioner
+from handlers.provisioning import Provisioner, hash_password
 from handlers.steps import State
 from handlers.turn import CoreSettings, Turn
 from handlers.validation import mask_phone
 from storage import Conversation, Registration, Repository, UploadStore
-from storage.models import APPROVED
 from templates import DEFAULT_LANGUAGE, LANGUAGES, text
 
 log = logging.getLogger(__name__)
@@ -65,6 +64,7 @@ class KeyedLocks:
 
 
 Busy = Callable[[], Awaitable[None]]
+PROVISION_STALE = timedelta(minutes=10)  # an account "being made" this long ago was interrupted
 
 
 def utc_now() -> datetime:
@@ -106,7 +106,7 @@ class Dispatcher:
                 r.document and r.document.render for r in turn.replies
             ):
                 await busy()
-            replies = [await self._rendered(reply, turn.conv.lang) for reply in turn.replies]
+            replies = [await self._rendered(reply, turn.conv.lang) for reply in await self.reachable(turn.replies)]
             for sms in turn.sms:
                 if not await self._send_sms(sms, turn.now) and sms.otp_challenge_id is not None:
                     replies.append(Outbound(text("sms_failed", turn.conv.lang)))
@@ -118,13 +118,16 @@ class Dispatcher:
         """Make the account of an approved registration and tell the officer (chat and SMS).
         On failure the registration stays approved, marked failed, for `retry_provisioning`.
         Returns the messages to deliver (to the officer; and to the reviewer, if one asked)."""
-        async with self.repo.transaction():
+        if self.provisioner is None:
+            return []
+        now = self.clock()
+        async with self.repo.transaction():  # claimed first: the retry loop and a turn never both make it
+            if not await self.repo.claim_provisioning(registration_id, now, now - PROVISION_STALE):
+                return []
             reg = await self.repo.get_registration(registration_id)
             officer = reg and await self.repo.get_conversation(reg.channel, reg.user_id)
-        if reg is None or reg.status != APPROVED or reg.provision_status == "done" or self.provisioner is None:
-            return []
+        assert reg is not None
         lang = officer.lang if officer else DEFAULT_LANGUAGE
-        now = self.clock()
         try:
             account = await self.provisioner.provision(reg)
             error = None
@@ -137,8 +140,6 @@ class Dispatcher:
                             password=account.initial_password or "-", url=account.sign_in_url)
             if not await self._send_sms(Sms(reg.phone, sms_text), now):
                 account, error = None, "the SMS with the initial password could not be sent"
-        if error:
-            log.error("provisioning %s failed (attempt %d): %s", reg.ref, reg.provision_attempts + 1, error)
         async with self.repo.transaction():
             reg = await self.repo.get_registration(registration_id)
             assert reg is not None
@@ -148,8 +149,11 @@ class Dispatcher:
                 await self.repo.add_audit(reg.id, now, "system", "provision_failed", error or "")
             else:
                 reg.provision_status, reg.provision_error, reg.account_username = "done", None, account.username
+                reg.account_password_hash = account.initial_password and hash_password(account.initial_password)
                 await self.repo.add_audit(reg.id, now, "system", "provisioned", account.username)
             await self.repo.save_registration(reg, now)
+        if error:
+            log.error("provisioning %s failed (attempt %d): %s", reg.ref, reg.provision_attempts, error)
         officer_address = Address(reg.channel, reg.user_id)
         out: list[Outbound] = []
         if account is None:
@@ -157,20 +161,36 @@ class Dispatcher:
                 out.append(Outbound(text("officer_approved_pending", lang, ref=reg.ref), to=officer_address))
             if reviewer_lang:
                 out.append(Outbound(text("review_provision_failed", reviewer_lang, ref=reg.ref, error=error)))
-            return out
+            return await self.reachable(out)
         out.append(Outbound(text("officer_approved", lang, ref=reg.ref, school=reg.school_name,
                                  username=account.username, url=account.sign_in_url), to=officer_address))
         if reviewer_lang:
             out.append(Outbound(text("review_provisioned", reviewer_lang, ref=reg.ref, username=account.username)))
-        return out
+        return await self.reachable(out)
+
+    async def reachable(self, outbounds: list[Outbound]) -> list[Outbound]:
+        """Without the messages to users who blocked or unfollowed the bot (review chats stay)."""
+        kept = []
+        for message in outbounds:
+            if message.to is not None:
+                async with self.repo.transaction():
+                    conv = await self.repo.get_conversation(message.to.channel, message.to.id)
+                if conv is not None and conv.blocked:
+                    log.info("not sending to %s: unreachable", message.to)
+                    continue
+            kept.append(message)
+        return kept
 
     async def retry_provisioning(self, max_attempts: int = 10) -> list[Outbound]:
         """Try again the accounts that could not be made; the messages to deliver."""
         async with self.repo.transaction():
-            waiting = await self.repo.to_provision(max_attempts)
+            waiting = await self.repo.to_provision(max_attempts, self.clock() - PROVISION_STALE)
         out: list[Outbound] = []
         for reg in waiting:
             out += await self.provision(reg.id)
+            if reg.provision_attempts + 1 >= max_attempts:
+                log.error("giving up making the account of %s after %d attempts; see /show %s",
+                          reg.ref, max_attempts, reg.ref)
         return out
 
     async def _turn(self, inbound: Inbound) -> Turn | Outbound | None:

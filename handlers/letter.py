@@ -93,6 +93,10 @@ async def receive(
     """Store a returned letter for `reg` and mark the registration submitted.
 
     The review (DESIGN.md step 13) starts from the SignedLetter returned here."""
+    if reg.status not in AWAITING_LETTER:  # decided: a photo now changes nothing
+        return Invalid("letter_not_expected", {"ref": reg.ref})
+    if reg.confirmed_at is None:  # details reopened for editing: the letter they had is no longer it
+        return Invalid("letter_details_open", {"ref": reg.ref})
     if found is not None and found.version != reg.letter_version:
         return Invalid("letter_outdated", {"version": reg.letter_version})
     if await turn.repo.was_rejected(inspection.sha256):

@@ -1,12 +1,15 @@
 """New accounts for approved registrations, behind one small interface.
 
 The default provisioner makes the username from the school code and a one-time initial
-password; the password goes to the officer by SMS only and is never stored. Another
+password; the password goes to the officer by SMS only, and only its scrypt hash is kept
+(exported with the approved registrations for the new platform to accept it once). Another
 provisioner (bot/provision_http.py) asks the platform's own service over HTTP.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,6 +25,20 @@ class Account:
     username: str
     initial_password: str | None = field(default=None, repr=False)  # SMS only; never stored or logged
     sign_in_url: str = ""
+
+
+def hash_password(password: str) -> str:
+    """`scrypt$n$r$p$salt$hash` (hex): what the new platform checks the initial password against."""
+    salt = secrets.token_bytes(16)
+    n, r, p = 2**14, 8, 1
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p)
+    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    _, n, r, p, salt, digest = stored.split("$")
+    computed = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
+    return hmac.compare_digest(computed.hex(), digest)
 
 
 class ProvisionError(Exception):

@@ -58,11 +58,14 @@ async def handle(turn: Turn, action: str, args: list[str]) -> None:
         turn.say("review_usage")
     elif action == "show":
         await show(turn, args[0])
-    elif action == "approve":
-        await decide(turn, args[0], approve=True)
-    elif action in ("reject", "reason"):
-        reason = args[1] if len(args) > 1 else None
-        await decide(turn, args[0], approve=False, reason=reason)
+    elif action == "approve":  # review:approve:REF:LETTER (button) or /approve REF
+        await decide(turn, args[0], approve=True, letter_id=_letter_id(args[1:]))
+    elif action == "reject" and turn.inbound.payload:  # review:reject:REF:LETTER: ask for the reason
+        await decide(turn, args[0], approve=False, letter_id=_letter_id(args[1:]))
+    elif action == "reject":  # /reject REF [REASON]
+        await decide(turn, args[0], approve=False, reason=args[1] if len(args) > 1 else None)
+    elif action == "reason":  # review:reason:REF:LETTER:KEY
+        await decide(turn, args[0], approve=False, reason=args[-1], letter_id=_letter_id(args[1:-1]))
     else:
         turn.say("review_usage")
 
@@ -109,8 +112,9 @@ async def show(turn: Turn, ref: str) -> None:
     history = "\n".join(f"{turn.when(e.at)} · {e.kind} · {e.actor}" + (f" · {e.detail}" if e.detail else "")
                         for e in trail)
     card = await _card(turn, reg, letters[-1] if letters else None)
+    latest = letters[-1] if letters else None
     turn.replies.append(Outbound(f"{card}\n\n{turn.t('review_history', lines=history)}",
-                                 tuple(_decision_buttons(turn, reg)),
+                                 tuple(_decision_buttons(turn, reg, latest)),
                                  document=await _photo(turn, reg, letters[-1]) if letters else None))
 
 
@@ -120,7 +124,7 @@ async def announce(turn: Turn, reg: Registration, letter: SignedLetter) -> None:
         return
     card = await _card(turn, reg, letter, lang="th")
     photo = await _photo(turn, reg, letter)
-    buttons = tuple(_decision_buttons(turn, reg, lang="th"))
+    buttons = tuple(_decision_buttons(turn, reg, letter, lang="th"))
     for chat in turn.settings.review_chats:
         turn.replies.append(Outbound(card, buttons, to=chat, document=photo))
 
@@ -156,17 +160,27 @@ async def _photo(turn: Turn, reg: Registration, letter: SignedLetter) -> Documen
     return Document(name, data, letter.mime_type or "image/jpeg", link=("signed", letter.id, 0))
 
 
-def _decision_buttons(turn: Turn, reg: Registration, lang: str | None = None) -> list[Choice]:
-    if reg.status != SUBMITTED:
+def _decision_buttons(
+    turn: Turn, reg: Registration, letter: SignedLetter | None, lang: str | None = None,
+) -> list[Choice]:
+    """Approve / Reject for this photo: the buttons name it, so a card left over from before a
+    new photo came cannot approve what nobody has looked at."""
+    if reg.status != SUBMITTED or letter is None:
         return []
     lang = lang or turn.conv.lang
-    return [Choice(text("btn_approve", lang), f"review:approve:{reg.ref}"),
-            Choice(text("btn_reject", lang), f"review:reject:{reg.ref}")]
+    return [Choice(text("btn_approve", lang), f"review:approve:{reg.ref}:{letter.id}"),
+            Choice(text("btn_reject", lang), f"review:reject:{reg.ref}:{letter.id}")]
 
 
 # --- deciding ------------------------------------------------------------------------------
 
-async def decide(turn: Turn, ref: str, approve: bool, reason: str | None = None) -> None:
+def _letter_id(args: list[str]) -> int | None:
+    return int(args[0]) if args and args[0].isdigit() else None
+
+
+async def decide(
+    turn: Turn, ref: str, approve: bool, reason: str | None = None, letter_id: int | None = None,
+) -> None:
     reg = await turn.repo.get_registration_by_ref(ref)
     if reg is None:
         turn.say("review_unknown", ref=ref.upper())
@@ -181,8 +195,13 @@ async def decide(turn: Turn, ref: str, approve: bool, reason: str | None = None)
     if reg.status != SUBMITTED:
         turn.say("review_not_submitted", ref=reg.ref, status=turn.t(f"status_name_{reg.status}"))
         return
+    letters = await turn.repo.signed_letters_of(reg.id)
+    if letter_id is not None and (not letters or letters[-1].id != letter_id):
+        turn.say("review_stale_card", ref=reg.ref)  # a newer photo came after this card
+        return
     if not approve and not reason:  # a reason is required: offer the common ones
-        choices = [turn.button(f"btn_reason_{key}", f"review:reason:{reg.ref}:{key}") for key in REASONS]
+        latest = letters[-1].id if letters else 0
+        choices = [turn.button(f"btn_reason_{key}", f"review:reason:{reg.ref}:{latest}:{key}") for key in REASONS]
         turn.say("review_ask_reason", ref=reg.ref, choices=choices)
         return
 
@@ -196,7 +215,6 @@ async def decide(turn: Turn, ref: str, approve: bool, reason: str | None = None)
     else:
         assert reason is not None
         reg.status, reg.reject_reason = REJECTED, reason
-        letters = await turn.repo.signed_letters_of(reg.id)
         if letters:
             await turn.repo.reject_signed_letter(letters[-1].id, turn.now, reason)
         await turn.repo.add_audit(reg.id, turn.now, turn.actor, "rejected", reason)

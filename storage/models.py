@@ -63,6 +63,7 @@ class Registration:
     decided_by: str | None = None  # the reviewer, channel:user_id
     reject_reason: str | None = None
     account_username: str | None = None  # the new account, once provisioned
+    account_password_hash: str | None = None  # scrypt hash of its initial password (never the password)
     provision_status: str | None = None  # pending | done | failed (approved registrations)
     provision_attempts: int = 0
     provision_error: str | None = None

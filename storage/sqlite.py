@@ -242,6 +242,7 @@ class Repository:
             decided_by=row["decided_by"],
             reject_reason=row["reject_reason"],
             account_username=row["account_username"],
+            account_password_hash=row["account_password_hash"],
             provision_status=row["provision_status"],
             provision_attempts=row["provision_attempts"],
             provision_error=row["provision_error"],
@@ -268,7 +269,8 @@ class Repository:
                    national_id_enc = ?, national_id_index = ?, phone_enc = ?, phone_index = ?,
                    phone_verified_at = ?, confirmed_at = ?, letter_version = ?, letter_issued_at = ?,
                    submitted_at = ?, decided_at = ?, decided_by = ?, reject_reason = ?, account_username = ?,
-                   provision_status = ?, provision_attempts = ?, provision_error = ?, updated_at = ?
+                   account_password_hash = ?, provision_status = ?, provision_attempts = ?, provision_error = ?,
+                   updated_at = ?
                WHERE id = ?""",
             (
                 reg.status, reg.affiliation, reg.school_code, reg.school_name, reg.province,
@@ -278,7 +280,8 @@ class Repository:
                 enc(reg.phone), reg.phone and idx("phone", reg.phone),
                 _ts(reg.phone_verified_at), _ts(reg.confirmed_at), reg.letter_version, _ts(reg.letter_issued_at),
                 _ts(reg.submitted_at), _ts(reg.decided_at), reg.decided_by, reg.reject_reason, reg.account_username,
-                reg.provision_status, reg.provision_attempts, reg.provision_error, _ts(now), reg.id,
+                reg.account_password_hash, reg.provision_status, reg.provision_attempts, reg.provision_error,
+                _ts(now), reg.id,
             ),
         )
 
@@ -330,13 +333,28 @@ class Repository:
         )
         return [self._registration(r) for r in rows]
 
-    async def to_provision(self, max_attempts: int) -> list[Registration]:
+    async def to_provision(self, max_attempts: int, stale_before: datetime) -> list[Registration]:
+        """Approved registrations whose account is to be tried again: failed ones, and ones left
+        pending or running since before `stale_before` (the process stopped half-way)."""
         rows = await self._all(
-            """SELECT * FROM registrations WHERE status = 'approved' AND provision_status IN ('pending', 'failed')
-               AND provision_attempts < ? ORDER BY decided_at""",
-            (max_attempts,),
+            """SELECT * FROM registrations WHERE status = 'approved' AND provision_attempts < ?
+               AND (provision_status = 'failed'
+                    OR (provision_status IN ('pending', 'running') AND updated_at < ?))
+               ORDER BY decided_at""",
+            (max_attempts, _ts(stale_before)),
         )
         return [self._registration(r) for r in rows]
+
+    async def claim_provisioning(self, registration_id: int, now: datetime, stale_before: datetime) -> bool:
+        """Mark the account as being made; False when someone else is making it (or it is made)."""
+        cursor = await self._execute(
+            """UPDATE registrations SET provision_status = 'running', updated_at = ?
+               WHERE id = ? AND status = 'approved'
+               AND (provision_status IN ('pending', 'failed')
+                    OR (provision_status = 'running' AND updated_at < ?))""",
+            (_ts(now), registration_id, _ts(stale_before)),
+        )
+        return cursor.rowcount == 1
 
     # --- reviewers added by admins -------------------------------------------------------
 

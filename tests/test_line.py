@@ -290,6 +290,14 @@ async def test_a_pdf_scan_sent_as_a_file_message(line: Harness):
     assert "คิวอาร์โค้ดตรงกับการลงทะเบียน" in texts(messages)
 
 
+async def test_a_photo_line_would_not_hand_over_gets_a_request_to_resend(line: Harness):
+    user = User(line)
+    await register_until_letter(user)
+    messages = await user.send(user.event("message", message={
+        "type": "image", "id": "gone-1", "contentProvider": {"type": "line"}, "quoteToken": "q"}))
+    assert t("err_file_unreadable", "th") in texts(messages)
+
+
 async def test_health(line: Harness):
     status, body, kind = await line.get(f"{line.url}/healthz")
     assert (status, kind) == (200, "application/json") and b"ok" in body
@@ -395,7 +403,8 @@ async def test_letter_links_valid_tampered_expired_and_outdated(line: Harness):
     assert (await line.get(uri))[0] == 404
     line.clock.advance(days=-8)
     await user.press("letter:edit")
-    await user.press("confirm")  # version 2: the old link is outdated
+    assert (await line.get(uri))[0] == 404  # reopened for editing: the letter is not the letter any more
+    await user.press("confirm")  # version 2: the old link is outdated for good
     assert (await line.get(uri))[0] == 404
 
 

@@ -71,7 +71,7 @@ async def test_a_submission_reaches_the_review_chat_with_card_photo_and_buttons(
         assert shown in card.text, shown
     assert "1234545678781" not in card.text
     assert card.document.data == photo and card.document.mime_type == "image/jpeg"
-    assert [c.payload for c in card.choices] == [f"review:approve:{ref}", f"review:reject:{ref}"]
+    assert [c.payload.rsplit(":", 1)[0] for c in card.choices] == [f"review:approve:{ref}", f"review:reject:{ref}"]
     assert officer.said("letter_received_matched", ref=ref)  # the officer's own reply is unchanged
 
 
@@ -111,7 +111,9 @@ async def test_reject_by_button_asks_a_reason_and_tells_the_officer(reviewing, s
     await reviewer.say(f"/reject {ref}")
     assert reviewer.said("review_ask_reason", ref=ref)
     assert (await stored(reviewing, ref)).status == "submitted"  # nothing decided without a reason
-    await reviewer.press(f"review:reason:{ref}:unsigned")
+    [unsigned] = [p for p in reviewer.payloads if p.endswith(":unsigned")]
+    assert unsigned.startswith(f"review:reason:{ref}:")
+    await reviewer.press(unsigned)
     [told] = to(officer, reviewer.replies)
     assert told.text == t("officer_rejected", "th", ref=ref, reason=t("reason_unsigned", "th"))
     assert "letter:edit" in [c.payload for c in told.choices]
@@ -186,7 +188,7 @@ async def test_two_reviewers_racing_the_first_decision_stands(reviewing, sms):
     reg = await stored(reviewing, ref)
     assert reg.status == "approved" and reg.decided_by == "test:rev1"
     assert second.said("review_already_decided", ref=ref, decision=t("status_name_approved", "th"),
-                       who="test:rev1", when=second.replies[0].text.split("เมื่อ ")[-1])
+                       who="test:rev1", when="10:00 น.")  # the test clock: 03:00 UTC, 10:00 in Thailand
 
 
 async def test_the_queue_oldest_first_paged_and_show_and_find(reviewing, sms, clock):
@@ -341,3 +343,81 @@ async def test_status_after_the_decision(reviewing, sms):
     await Officer(reviewing, sms, user_id="rev2").say(f"/approve {ref}")
     await officer.say("/status")
     assert officer.said("status_approved", ref=ref, school="โรงเรียนบ้านหนองบัว", username="sch1054530001")
+
+
+def card_buttons(replies) -> dict[str, str]:
+    """The Approve / Reject payloads of the card sent to the review chat."""
+    [card] = [r for r in replies if r.to == REVIEW_CHAT]
+    return {c.payload.split(":")[1]: c.payload for c in card.choices}
+
+
+async def test_a_card_left_over_from_before_a_new_photo_cannot_approve_it(reviewing, sms):
+    officer = Officer(reviewing, sms)
+    await at_letter_step(officer)
+    pdf = letter_pdf(officer)
+    await send(officer, without_qr(pdf))
+    old_card = card_buttons(officer.replies)
+    await send(officer, phone_photo(pdf))  # a clearer photo replaces the first
+    new_card = card_buttons(officer.replies)
+    reviewer = Officer(reviewing, sms, user_id="rev1")
+    ref = old_card["approve"].split(":")[2]
+    await reviewer.send(Kind.BUTTON, payload=old_card["approve"])
+    assert reviewer.said("review_stale_card", ref=ref)
+    assert (await stored(reviewing, ref)).status == "submitted"
+    await reviewer.send(Kind.BUTTON, payload=new_card["approve"])
+    assert (await stored(reviewing, ref)).status == "approved"
+
+
+async def test_a_photo_after_the_decision_changes_nothing(reviewing, sms):
+    officer = Officer(reviewing, sms)
+    await at_letter_step(officer)
+    pdf = letter_pdf(officer)
+    await send(officer, phone_photo(pdf))
+    async with reviewing.repo.transaction():
+        ref = (await reviewing.repo.registrations_of(officer.channel, officer.user_id))[0].ref
+    await Officer(reviewing, sms, user_id="rev1").say(f"/approve {ref}")
+    sent = len(sms.sent)
+    await send(officer, without_qr(pdf))  # no QR: it would go to the current registration
+    assert officer.said("err_letter_not_expected", ref=ref)
+    assert not any(r.to == REVIEW_CHAT for r in officer.replies)
+    reg = await stored(reviewing, ref)
+    assert (reg.status, reg.provision_status) == ("approved", "done") and len(sms.sent) == sent
+
+
+async def test_the_account_is_made_once_when_a_retry_and_a_turn_meet(reviewing, sms, accounts):
+    reviewing.provisioner = HttpProvisioner(f"{accounts.url}/accounts", None, "https://fallback")
+    accounts.fail(503)
+    ref = await submitted(Officer(reviewing, sms))
+    await Officer(reviewing, sms, user_id="rev1").say(f"/approve {ref}")
+    reg = await stored(reviewing, ref)
+    await asyncio.gather(reviewing.retry_provisioning(), reviewing.provision(reg.id), reviewing.provision(reg.id))
+    assert len(accounts.received) == 2  # the failed try, and one more
+    assert sum("nongbua01" in message for _, message in sms.sent) == 1
+
+
+async def test_only_a_hash_of_the_initial_password_is_kept(reviewing, sms, tmp_path, caplog):
+    import logging
+
+    from handlers.provisioning import check_password
+
+    caplog.set_level(logging.DEBUG)
+    ref = await submitted(Officer(reviewing, sms))
+    await Officer(reviewing, sms, user_id="rev1").say(f"/approve {ref}")
+    password = re.search(r"รหัสผ่านเริ่มต้น (\S+)", sms.sent[-1][1]).group(1)
+    reg = await stored(reviewing, ref)
+    assert reg.account_password_hash.startswith("scrypt$") and check_password(password, reg.account_password_hash)
+    assert not check_password(password + "x", reg.account_password_hash)
+    await reviewing.repo.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("kiddiary.sqlite3*"))
+    assert password.encode() not in raw
+    assert all(password not in r.getMessage() for r in caplog.records)
+
+
+async def test_nothing_is_sent_to_an_officer_who_left(reviewing, sms):
+    officer = Officer(reviewing, sms)
+    ref = await submitted(officer)
+    await reviewing.mark_unreachable(officer.channel, officer.user_id)
+    reviewer = Officer(reviewing, sms, user_id="rev1")
+    await reviewer.say(f"/approve {ref}")
+    assert to(officer, reviewer.replies) == []
+    assert reviewer.said("review_provisioned", ref=ref, username="sch1054530001")  # the SMS still goes

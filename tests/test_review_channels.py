@@ -112,14 +112,16 @@ async def test_a_line_officer_is_approved_by_a_reviewer_in_a_telegram_group(both
     [card] = [c for c in both.telegram.fake.sent("sendPhoto") if int(c.params["chat_id"]) == TELEGRAM_GROUP]
     assert ref in card.params["caption"] and "1-2345-xxxxx-xx-1" in card.params["caption"]
     assert card.files["photo"][:3] == b"\xff\xd8\xff"
-    assert test_telegram.buttons(card) == [f"review:approve:{ref}", f"review:reject:{ref}"]
+    assert [b.rsplit(":", 1)[0] for b in test_telegram.buttons(card)] == [f"review:approve:{ref}",
+                                                                          f"review:reject:{ref}"]
     # …and so did the LINE review group: the photo as an image, the card with quick replies.
     pushes = [r for r in both.line.fake.sent("/v2/bot/message/push") if r.body["to"] == LINE_GROUP]
     kinds = [m["type"] for r in pushes for m in r.body["messages"]]
     assert kinds == ["image", "text"]
     line_card = pushes[0].body["messages"][1]
     assert ref in line_card["text"]
-    assert [a["data"] for a in test_line.quick([line_card])] == [f"review:approve:{ref}", f"review:reject:{ref}"]
+    assert [a["data"].rsplit(":", 1)[0] for a in test_line.quick([line_card])] == [
+        f"review:approve:{ref}", f"review:reject:{ref}"]
     image_url = pushes[0].body["messages"][0]["originalContentUrl"]
     status, jpeg, _ = await both.line.get(image_url)
     assert status == 200 and jpeg[:3] == b"\xff\xd8\xff"
@@ -127,9 +129,17 @@ async def test_a_line_officer_is_approved_by_a_reviewer_in_a_telegram_group(both
     # A reviewer presses Approve in the Telegram group.
     reviewer = {"id": TELEGRAM_REVIEWER, "is_bot": False, "first_name": "ผู้ตรวจ", "language_code": "th"}
     group = {"id": TELEGRAM_GROUP, "type": "supergroup", "title": "ตรวจสอบ KidDiary"}
-    await both.telegram.deliver({"update_id": both.telegram.fake.next_update_id(), "callback_query": {
-        "id": "cq-approve", "from": reviewer, "chat_instance": "g", "data": f"review:approve:{ref}",
-        "message": {"message_id": 5, "date": int(time.time()), "chat": group, "text": "card"}}})
+    approve = test_telegram.buttons(card)[0]
+    press = {"id": "cq-approve", "from": reviewer, "chat_instance": "g", "data": approve, "message": {
+        "message_id": 5, "date": int(time.time()), "chat": group, "caption": "card",
+        "reply_markup": card.params["reply_markup"]}}
+    # Someone who is not a reviewer presses first: refused, and the buttons stay for the reviewers.
+    stranger = {"id": 4040404, "is_bot": False, "first_name": "ครูอื่น"}
+    await both.telegram.deliver({"update_id": both.telegram.fake.next_update_id(),
+                                 "callback_query": {**press, "id": "cq-x", "from": stranger}})
+    assert t("review_not_reviewer", "th") in texts_to(both, TELEGRAM_GROUP)
+    assert both.telegram.fake.sent("editMessageReplyMarkup") == []
+    await both.telegram.deliver({"update_id": both.telegram.fake.next_update_id(), "callback_query": press})
     await both.line.channel.idle()
     to_group = [c.params.get("text", "") for c in both.telegram.fake.sent("sendMessage")
                 if int(c.params["chat_id"]) == TELEGRAM_GROUP]

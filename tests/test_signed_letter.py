@@ -172,6 +172,18 @@ async def test_the_letter_is_issued_again_after_an_edit_and_the_old_one_is_refus
     assert (await state(officer))[1] == ["submitted"]
 
 
+async def test_the_letter_in_hand_stops_counting_once_the_details_are_reopened(officer: Officer):
+    await at_letter_step(officer)
+    photo = phone_photo(letter_pdf(officer))
+    await officer.press("letter:edit")  # reopened; the officer changes nothing yet
+    await send(officer, photo)
+    assert officer.said("err_letter_details_open", ref=await _ref(officer))
+    assert await state(officer) == ("summary", ["letter_issued"], [])
+    await officer.press("confirm")  # confirmed again: version 2 is the letter now
+    await send(officer, photo)
+    assert officer.said("err_letter_outdated", version=2)
+
+
 async def test_the_letter_can_be_sent_again(officer: Officer):
     await at_letter_step(officer)
     first = letter_pdf(officer)

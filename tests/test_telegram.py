@@ -258,12 +258,29 @@ async def test_files_too_big_or_of_the_wrong_kind_at_the_letter_step(telegram: H
     assert reg.status == "letter_issued"
 
 
-async def test_the_same_update_twice_is_answered_once(telegram: Harness):
-    user = User(telegram)
+async def test_the_same_update_twice_is_answered_once(webhook_only: Harness):
+    # (By long polling Telegram never hands out an update below the confirmed offset again;
+    # a webhook is redelivered whenever an answer is lost.)
+    user = User(webhook_only)
     update = user.message(text="/start")
     await user.send(update)
     await user.send(update)
-    assert len(user.h.fake.sent()) == 2  # greeting and consent, once
+    assert len(webhook_only.fake.sent()) == 2  # greeting and consent, once
+
+
+async def test_a_press_whose_callback_expired_still_counts(telegram: Harness):
+    user = User(telegram)
+    await user.say("/start")
+    telegram.fake.fail("answerCallbackQuery", 400, description="Bad Request: query is too old")
+    replies = await user.press("consent:accept")
+    assert t("ask_affiliation", "th") in texts(replies)
+
+
+async def test_a_pdf_scan_sent_as_a_document(telegram: Harness):
+    user = User(telegram)
+    letter = await register_until_letter(user, share_contact=False)
+    replies = await user.document(letter.files["document"], "scan.pdf", "application/pdf")
+    assert "คิวอาร์โค้ดตรงกับการลงทะเบียน" in texts(replies)
 
 
 async def test_flood_control_is_waited_out(telegram: Harness):

@@ -62,6 +62,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
     from bot.telegram import TelegramChannel
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every Bot API URL, token included
     async with open_app(config, make_gateway(config)) as app:
         await asyncio.to_thread(letter.prepare)
         links = LetterLinks(app.dispatcher.settings.seal_key, timedelta(days=config.letter_link_days))
@@ -121,9 +122,12 @@ async def chat(config: Config, args: argparse.Namespace) -> int:
 async def stats(config: Config, args: argparse.Namespace) -> int:
     async with open_app(config, make_gateway(config)) as app, app.repo.transaction():
         counts = await app.repo.count_by_status()
+        not_made = await app.repo.accounts_not_made()
     for status in STATUSES:
         print(f"{status:15} {counts.get(status, 0):>8}")
     print(f"{'total':15} {sum(counts.values()):>8}")
+    if not_made:
+        print(f"approved, but {not_made} accounts not made yet (see the log, and /show REF)")
     return 0
 
 

@@ -42,7 +42,7 @@ PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 
 class TelegramChannel:
-    def __init__(self, config: Config, dispatcher: Dispatcher, *, poll_timeout: int = 30) -> None:
+    def __init__(self, config: Config, dispatcher: Dispatcher, *, poll_timeout: int = 10) -> None:
         assert config.telegram_token
         self.dispatcher = dispatcher
         self.webhook_secret = config.telegram_webhook_secret

@@ -178,6 +178,8 @@ async def stats(turn: Turn, argument: str = "") -> None:
         return
     counts = await turn.repo.count_by_status()
     lines = "\n".join(f"• {turn.t(f'status_name_{name}')}: {n}" for name, n in sorted(counts.items()))
+    if not_made := await turn.repo.accounts_not_made():
+        lines += "\n" + turn.t("stats_accounts_not_made", count=not_made)
     turn.say("stats", lines=lines or "-", total=sum(counts.values()))
 
 

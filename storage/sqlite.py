@@ -285,6 +285,13 @@ class Repository:
             ),
         )
 
+    async def accounts_not_made(self) -> int:
+        """Approved registrations whose account is not made yet (pending, running or failed)."""
+        row = await self._one(
+            "SELECT COUNT(*) FROM registrations WHERE status = 'approved' AND provision_status != 'done'"
+        )
+        return row[0] if row else 0
+
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._all("SELECT status, COUNT(*) AS n FROM registrations GROUP BY status")
         return {r["status"]: r["n"] for r in rows}

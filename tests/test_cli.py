@@ -237,3 +237,71 @@ def test_stats_and_export(tmp_path):
     rows = (tmp_path / "out.csv").read_text().splitlines()
     assert rows[0].startswith("ref,status") and len(rows) == 2
     assert "1234545678781" in rows[1] and "โรงเรียนบ้านหนองบัว" in rows[1]
+
+
+async def test_run_serves_telegram_and_line_together_and_stops_cleanly(tmp_path):
+    """`kiddiary-bot run` as an operator starts it: both channels, the HTTP server, SIGTERM."""
+    import asyncio
+    import json as json_
+    import signal
+    import socket
+
+    import aiohttp
+
+    from tests.fakes.line_api import ACCESS_TOKEN, CHANNEL_SECRET, FakeLine, webhook_body
+    from tests.fakes.telegram_api import FakeTelegram
+
+    telegram, line = FakeTelegram("123456:RUN-test-token-for-the-fake-api"), FakeLine()
+    await telegram.start()
+    await line.start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = clean_env(
+        KIDDIARY_TELEGRAM_TOKEN=telegram.token, KIDDIARY_TELEGRAM_API_URL=telegram.url,
+        KIDDIARY_LINE_CHANNEL_SECRET=CHANNEL_SECRET, KIDDIARY_LINE_CHANNEL_ACCESS_TOKEN=ACCESS_TOKEN,
+        KIDDIARY_LINE_API_URL=line.url, KIDDIARY_LINE_DATA_API_URL=line.url,
+        KIDDIARY_HTTP_PORT=str(port), KIDDIARY_PUBLIC_URL=f"http://127.0.0.1:{port}",
+    )
+    proc = await asyncio.create_subprocess_exec(str(SCRIPT), "run", cwd=tmp_path, env=env,
+                                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                stderr=subprocess.PIPE)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):  # until the server answers
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+            user = {"id": 42, "is_bot": False, "first_name": "ครู"}
+            telegram.push({"update_id": 1, "message": {"message_id": 1, "date": 0, "text": "/start", "from": user,
+                                                        "chat": {"id": 42, "type": "private"}}})
+            await telegram.wait_for(lambda calls: len(telegram.sent("sendMessage")) >= 2, timeout=30)
+            event = {"type": "follow", "mode": "active", "timestamp": int(time.time() * 1000),
+                     "source": {"type": "user", "userId": "U42"}, "webhookEventId": "01RUN0000000000001",
+                     "deliveryContext": {"isRedelivery": False}, "replyToken": line.reply_token(),
+                     "follow": {"isUnblocked": False}}
+            body = webhook_body(event)
+            async with session.post(f"http://127.0.0.1:{port}/line/webhook", data=body.encode(),
+                                    headers={"X-Line-Signature": FakeLine.sign(body),
+                                             "Content-Type": "application/json"}) as response:
+                assert response.status == 200
+            for _ in range(200):
+                if line.sent("/v2/bot/message/reply"):
+                    break
+                await asyncio.sleep(0.05)
+        [reply] = line.sent("/v2/bot/message/reply")
+        assert t("greeting", "th").splitlines()[0] in json_.dumps(reply.body, ensure_ascii=False)
+        assert t("greeting", "th").splitlines()[0] in telegram.sent("sendMessage")[0].params["text"]
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
+        logged = (await proc.stderr.read()).decode()
+        assert "HTTP server on" in logged and telegram.token not in logged  # the bot token stays out of logs
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await telegram.stop()
+        await line.stop()

@@ -421,3 +421,13 @@ async def test_nothing_is_sent_to_an_officer_who_left(reviewing, sms):
     await reviewer.say(f"/approve {ref}")
     assert to(officer, reviewer.replies) == []
     assert reviewer.said("review_provisioned", ref=ref, username="sch1054530001")  # the SMS still goes
+
+
+async def test_accounts_not_made_show_in_the_statistics(reviewing, sms, accounts):
+    reviewing.provisioner = HttpProvisioner(f"{accounts.url}/accounts", None, "https://fallback")
+    accounts.fail(503)
+    ref = await submitted(Officer(reviewing, sms))
+    await Officer(reviewing, sms, user_id="rev1").say(f"/approve {ref}")
+    boss = Officer(reviewing, sms, user_id="boss")
+    await boss.say("/stats")
+    assert t("stats_accounts_not_made", "th", count=1) in boss.text

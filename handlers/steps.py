@@ -129,13 +129,17 @@ async def answer_school_code(turn: Turn, text: str, payload: str | None) -> Outc
     return None
 
 
-async def answer_school_name(turn: Turn, text: str, payload: str | None) -> Outcome:
-    assert turn.reg is not None
-    name = v.school_name(text)
-    if isinstance(name, Invalid):
-        return name
-    turn.reg.school_name = name
-    return None
+def _stored_as(validate: Callable[[str], str | Invalid], field: str) -> Callable[..., Awaitable[Outcome]]:
+    """An answer function for a field that needs only its validator: valid text is stored."""
+
+    async def answer(turn: Turn, text: str, payload: str | None) -> Outcome:
+        value = validate(text)
+        if isinstance(value, Invalid):
+            return value
+        setattr(turn.reg, field, value)
+        return None
+
+    return answer
 
 
 async def answer_province(turn: Turn, text: str, payload: str | None) -> Outcome:
@@ -188,15 +192,6 @@ def officer_name(turn: Turn) -> str | None:
     if reg is None or not reg.officer_first_name:
         return None
     return letter.full_name(reg)
-
-
-async def answer_national_id(turn: Turn, text: str, payload: str | None) -> Outcome:
-    assert turn.reg is not None
-    number = v.national_id(text)
-    if isinstance(number, Invalid):
-        return number
-    turn.reg.national_id = number
-    return None
 
 
 # --- phone and OTP ---------------------------------------------------------------------
@@ -419,7 +414,7 @@ STEPS: dict[State, Step] = {
         current=lambda t: _reg(t).school_code,
     ),
     State.SCHOOL_NAME: Step(
-        3, "title_school", lambda t: t.t("ask_school_name"), answer_school_name,
+        3, "title_school", lambda t: t.t("ask_school_name"), _stored_as(v.school_name, "school_name"),
         done=lambda t: _reg(t).school_name is not None,
         needed=lambda t: not _reg(t).school_from_directory,
         current=lambda t: _reg(t).school_name,
@@ -449,7 +444,7 @@ STEPS: dict[State, Step] = {
         current=officer_name,
     ),
     State.NATIONAL_ID: Step(
-        7, "title_national_id", lambda t: t.t("ask_national_id"), answer_national_id,
+        7, "title_national_id", lambda t: t.t("ask_national_id"), _stored_as(v.national_id, "national_id"),
         done=lambda t: _reg(t).national_id is not None,
         current=lambda t: _reg(t).national_id and v.mask_national_id(_reg(t).national_id or ""),
     ),

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.server import serve
+from tests.fakes.server import LocalServer
 
 
 @dataclass
@@ -20,23 +20,13 @@ class Received:
     form: dict[str, str] = field(default_factory=dict)
 
 
-class FakeService:
+class FakeService(LocalServer):
     def __init__(self, answer: dict[str, Any] | None = None) -> None:
         self.received: list[Received] = []
         self.statuses: list[int] = []
         self.answer = answer or {}
         self.app = web.Application()
         self.app.router.add_post("/{path:.*}", self._handle)
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def start(self) -> str:
-        self._runner, self.url = await serve(self.app)
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     def fail(self, *statuses: int) -> None:
         self.statuses.extend(statuses)

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.server import serve
+from tests.fakes.server import LocalServer
 
 ACCESS_TOKEN = "test-channel-access-token"
 CHANNEL_SECRET = "test-channel-secret-0123456789abcdef"
@@ -33,7 +33,7 @@ class Request:
 
 
 @dataclass
-class FakeLine:
+class FakeLine(LocalServer):
     requests: list[Request] = field(default_factory=list)
     contents: dict[str, bytes] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -41,7 +41,6 @@ class FakeLine:
     retry_keys: set[str] = field(default_factory=set)
     failures: dict[str, list[int]] = field(default_factory=dict)  # path → statuses to answer next
     lost_answers: list[int] = field(default_factory=list)  # push accepted, but this status answered
-    url: str = ""
 
     def __post_init__(self) -> None:
         self._tokens = itertools.count(1)
@@ -53,15 +52,6 @@ class FakeLine:
         self.app.router.add_get("/v2/bot/profile/{user_id}", self._profile)
         self.app.router.add_get("/v2/bot/message/{message_id}/content", self._content)
         self.app.router.add_get("/external/{name}", self._external)
-        self._runner: web.AppRunner | None = None
-
-    async def start(self) -> str:
-        self._runner, self.url = await serve(self.app)
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # --- what a test does ----------------------------------------------------------------
 

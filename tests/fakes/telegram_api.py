@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.server import serve
+from tests.fakes.server import LocalServer
 
 BOT_ID = 7000001
 BOT = {"id": BOT_ID, "is_bot": True, "first_name": "KidDiary", "username": "kiddiary_test_bot",
@@ -41,7 +41,7 @@ class Failure:
     description: str = "Internal Server Error"
 
 
-class FakeTelegram:
+class FakeTelegram(LocalServer):
     def __init__(self, token: str) -> None:
         self.token = token
         self.calls: list[Call] = []
@@ -54,16 +54,6 @@ class FakeTelegram:
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.app.router.add_route("*", "/bot{token}/{method}", self._method)
         self.app.router.add_get("/file/bot{token}/{path:.*}", self._download)
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def start(self) -> str:
-        self._runner, self.url = await serve(self.app)
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # --- what a test does ----------------------------------------------------------------
 

@@ -129,11 +129,17 @@ async def answer_school_code(turn: Turn, text: str, payload: str | None) -> Outc
     return None
 
 
-def _stored_as(validate: Callable[[str], str | Invalid], field: str) -> Callable[..., Awaitable[Outcome]]:
-    """An answer function for a field that needs only its validator: valid text is stored."""
+def _stored_as(
+    validate: Callable[[str], str | Invalid], field: str, optional: bool = False,
+) -> Callable[..., Awaitable[Outcome]]:
+    """An answer function for a field that needs only its validator: valid text is stored.
+    For an optional one (the old usernames), "none" stores ""."""
 
     async def answer(turn: Turn, text: str, payload: str | None) -> Outcome:
-        value = validate(text)
+        if optional and (payload == "none" or v.is_none_answer(text)):
+            value: str | Invalid = ""
+        else:
+            value = validate(text)
         if isinstance(value, Invalid):
             return value
         setattr(turn.reg, field, value)
@@ -152,22 +158,6 @@ async def answer_province(turn: Turn, text: str, payload: str | None) -> Outcome
 
 
 # --- old usernames ---------------------------------------------------------------------
-
-def _optional(validate: Callable[[str], str | Invalid], field: str) -> Callable[..., Awaitable[Outcome]]:
-    """An answer function for an optional username: "none" stores "", anything else is validated."""
-
-    async def answer(turn: Turn, text: str, payload: str | None) -> Outcome:
-        if payload == "none" or v.is_none_answer(text):
-            value: str | Invalid = ""
-        else:
-            value = validate(text)
-        if isinstance(value, Invalid):
-            return value
-        setattr(turn.reg, field, value)
-        return None
-
-    return answer
-
 
 def _shown_optional(turn: Turn, value: str | None) -> str | None:
     if value is None:
@@ -426,14 +416,14 @@ STEPS: dict[State, Step] = {
         current=lambda t: _reg(t).province,
     ),
     State.OLD_TSL: Step(
-        4, "title_old_tsl", lambda t: t.t("ask_old_tsl"), _optional(v.tsl_username, "old_tsl_username"),
+        4, "title_old_tsl", lambda t: t.t("ask_old_tsl"), _stored_as(v.tsl_username, "old_tsl_username", optional=True),
         done=lambda t: _reg(t).old_tsl_username is not None,
         choices=lambda t: [t.button("btn_none", "none")],
         current=lambda t: _shown_optional(t, _reg(t).old_tsl_username),
     ),
     State.OLD_KIDDIARY: Step(
         5, "title_old_kiddiary", lambda t: t.t("ask_old_kiddiary"),
-        _optional(v.kiddiary_username, "old_kiddiary_username"),
+        _stored_as(v.kiddiary_username, "old_kiddiary_username", optional=True),
         done=lambda t: _reg(t).old_kiddiary_username is not None,
         choices=lambda t: [t.button("btn_none", "none")],
         current=lambda t: _shown_optional(t, _reg(t).old_kiddiary_username),

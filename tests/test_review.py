@@ -49,6 +49,15 @@ async def submitted(officer: Officer) -> str:
         return (await repo.registrations_of(officer.channel, officer.user_id))[-1].ref
 
 
+async def submitted_with_letter(officer: Officer) -> tuple[bytes, str]:
+    """Like `submitted`, keeping the letter too (to photograph it again later)."""
+    await at_letter_step(officer)
+    pdf = letter_pdf(officer)
+    await send(officer, phone_photo(pdf))
+    async with officer.dispatcher.repo.transaction():
+        return pdf, (await officer.dispatcher.repo.registrations_of(officer.channel, officer.user_id))[0].ref
+
+
 async def stored(dispatcher: Dispatcher, ref: str):
     async with dispatcher.repo.transaction():
         return await dispatcher.repo.get_registration_by_ref(ref)
@@ -331,11 +340,7 @@ async def test_status_tells_the_officer_where_things_stand(reviewing, sms):
 
 async def test_status_after_the_decision(reviewing, sms):
     officer = Officer(reviewing, sms)
-    await at_letter_step(officer)
-    pdf = letter_pdf(officer)
-    await send(officer, phone_photo(pdf))
-    async with reviewing.repo.transaction():
-        ref = (await reviewing.repo.registrations_of(officer.channel, officer.user_id))[0].ref
+    pdf, ref = await submitted_with_letter(officer)
     await Officer(reviewing, sms, user_id="rev1").say(f"/reject {ref} unsigned")
     await officer.say("/status")
     assert officer.said("status_rejected", ref=ref, school="โรงเรียนบ้านหนองบัว", reason=t("reason_unsigned", "th"))
@@ -370,11 +375,7 @@ async def test_a_card_left_over_from_before_a_new_photo_cannot_approve_it(review
 
 async def test_a_photo_after_the_decision_changes_nothing(reviewing, sms):
     officer = Officer(reviewing, sms)
-    await at_letter_step(officer)
-    pdf = letter_pdf(officer)
-    await send(officer, phone_photo(pdf))
-    async with reviewing.repo.transaction():
-        ref = (await reviewing.repo.registrations_of(officer.channel, officer.user_id))[0].ref
+    pdf, ref = await submitted_with_letter(officer)
     await Officer(reviewing, sms, user_id="rev1").say(f"/approve {ref}")
     sent = len(sms.sent)
     await send(officer, without_qr(pdf))  # no QR: it would go to the current registration

@@ -1,4 +1,4 @@
-"""Wiring: the configuration in, an open repository and a dispatcher out."""
+"""Wiring: the configuration in; an open repository, a dispatcher and its delivery out."""
 
 from __future__ import annotations
 
@@ -8,8 +8,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from bot.config import Config, with_secret_key
+from bot.delivery import Delivery
+from bot.letter_files import LetterFiles
+from bot.links import LetterLinks
+from bot.pacing import Timer
 from bot.provision_http import HttpProvisioner
-from handlers.dispatch import Dispatcher, SmsGateway
+from bot.sms import SmsSender
+from handlers.dispatch import Dispatcher, SmsGateway, utc_now
 from handlers.provisioning import Provisioner, SchoolCodeProvisioner
 from handlers.turn import CoreSettings
 from storage import Crypto, Repository, UploadStore
@@ -23,6 +28,9 @@ class App:
     repo: Repository
     dispatcher: Dispatcher
     files: UploadStore
+    links: LetterLinks
+    letters: LetterFiles  # what documents in the outbox are made from
+    delivery: Delivery  # SMS registered; the caller adds its chat channels, then starts it
 
 
 def make_provisioner(config: Config) -> Provisioner:
@@ -33,17 +41,27 @@ def make_provisioner(config: Config) -> Provisioner:
 
 
 @asynccontextmanager
-async def open_app(config: Config, sms: SmsGateway, settings: CoreSettings | None = None) -> AsyncIterator[App]:
+async def open_app(
+    config: Config, sms: SmsGateway, settings: CoreSettings | None = None, timer: Timer | None = None,
+) -> AsyncIterator[App]:
     config = with_secret_key(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    repo = await Repository.open(config.database_path, Crypto(config.secret_key))
+    crypto = Crypto(config.secret_key)
+    repo = await Repository.open(config.database_path, crypto)
     async with repo.transaction():  # platforms redeliver within minutes; a month of ids is ample
         await repo.forget_events_before(datetime.now(UTC) - EVENT_ID_RETENTION)
-    crypto = Crypto(config.secret_key)
     settings = replace(settings or config.core_settings(), seal_key=crypto.signing_key)
     files = UploadStore(config.data_dir / "uploads", crypto)
     dispatcher = Dispatcher(repo, settings, sms, files, provisioner=make_provisioner(config))
+    links = LetterLinks(settings.seal_key, timedelta(days=config.letter_link_days))
+    letters = LetterFiles(repo, settings.seal_key, links, utc_now, files)
+    delivery = Delivery(repo, timer)
+    await delivery.open()
+    sms_sender = SmsSender(sms, dispatcher)
+    delivery.add_sender(sms_sender, on_refused=sms_sender.refused)
+    dispatcher.on_commit = delivery.take
     try:
-        yield App(config, repo, dispatcher, files)
+        yield App(config, repo, dispatcher, files, links, letters, delivery)
     finally:
+        await delivery.stop()
         await repo.close()

@@ -10,16 +10,14 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 
 from bot import console
 from bot.app import open_app
 from bot.config import Config, ConfigError, load_config
-from bot.router import Router
 from bot.sms import make_gateway
 from handlers import validation
-from handlers.dispatch import Dispatcher, utc_now
+from handlers.dispatch import Dispatcher
 from handlers.normalize import fold
 from storage import School
 from storage.models import STATUSES
@@ -56,44 +54,41 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         return await chat(config, args)
     # The channel libraries take a second to import: only `run` with a channel pays for them.
     from bot import web
-    from bot.letter_files import LetterFiles
     from bot.line import LineChannel
-    from bot.links import LetterLinks
     from bot.telegram import TelegramChannel
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every Bot API URL, token included
     async with open_app(config, make_gateway(config)) as app:
         await asyncio.to_thread(letter.prepare)
-        links = LetterLinks(app.dispatcher.settings.seal_key, timedelta(days=config.letter_link_days))
-        telegram = TelegramChannel(app.config, app.dispatcher) if config.telegram_enabled else None
-        line = LineChannel(app.config, app.dispatcher, app.repo, links) if config.line_enabled else None
-        letters = LetterFiles(app.repo, app.dispatcher.settings.seal_key, links, utc_now, app.files)
-        runner = await web.serve(web.make_app(telegram, line, letters), config.http_host, config.http_port)
-        router = Router()
+        telegram = TelegramChannel(app.config, app.dispatcher, app.letters) if config.telegram_enabled else None
+        line = LineChannel(app.config, app.dispatcher, app.repo, app.links) if config.line_enabled else None
+        runner = await web.serve(web.make_app(telegram, line, app.letters), config.http_host, config.http_port)
         channels = [c for c in (line, telegram) if c is not None]
-        for name, channel in (("line", line), ("telegram", telegram)):
-            if channel is not None:
-                router.register(name, channel.push)
-                channel.router = router
-                await channel.start()
-        retries = asyncio.create_task(_retry_provisioning(app.dispatcher, router))
+        for channel in channels:
+            app.delivery.add_sender(channel)
+            await channel.start()
+        await app.delivery.start()  # after the channels: sending needs their API clients
+        retries = asyncio.create_task(_retry_provisioning(app.dispatcher))
         try:
             await _until_stopped()
         finally:
             retries.cancel()
+            await runner.cleanup()  # no new webhooks
+            for channel in channels:
+                await channel.drain()  # events taken in are handled (their answers into the outbox)
+            await app.delivery.stop()  # sends under way finish; the rest waits in the outbox
             for channel in channels:
                 await channel.stop()
-            await runner.cleanup()
     return 0
 
 
-async def _retry_provisioning(dispatcher: Dispatcher, router: Router, every: float = 300) -> None:
+async def _retry_provisioning(dispatcher: Dispatcher, every: float = 300) -> None:
     """Accounts that could not be made are tried again every few minutes."""
     while True:
         await asyncio.sleep(every)
         try:
-            await router.deliver(await dispatcher.retry_provisioning())
+            await dispatcher.retry_provisioning()
         except Exception:
             logging.getLogger(__name__).exception("retrying provisioning failed")
 
@@ -115,7 +110,10 @@ async def chat(config: Config, args: argparse.Namespace) -> int:
                      review_chats=config.review_chats or (console.REVIEW_CHAT,))
     async with open_app(config, make_gateway(config)) as app:
         await asyncio.to_thread(letter.prepare)
-        await console.ConsoleChat(app.dispatcher, outbox=app.config.data_dir / "outbox").run()
+        chat = console.ConsoleChat(app.dispatcher, app.letters, outbox=app.config.data_dir / "outbox")
+        app.delivery.add_sender(chat)
+        await app.delivery.start()
+        await chat.run(app.delivery)
     return 0
 
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
+from bot.delivery import Delivery, Policy, Result, Sent, Unit
+from bot.letter_files import LetterFiles
 from handlers.dispatch import Dispatcher
-from handlers.messages import Address, Attachment, Choice, Inbound, Kind, Outbound
+from handlers.messages import Address, Attachment, Choice, Inbound, Kind, Outbound, decode
 
 CHANNEL = "console"
 REVIEWER = Address(CHANNEL, "reviewer")
@@ -28,14 +31,19 @@ Type the number of a button to press it."""
 
 
 class ConsoleChat:
+    channel = CHANNEL
+    policy = Policy(concurrency=1)  # one terminal: messages print one after another
+
     def __init__(
         self,
         dispatcher: Dispatcher,
+        documents: LetterFiles,
         outbox: Path,
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.documents = documents
         self.outbox = outbox
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
@@ -45,7 +53,8 @@ class ConsoleChat:
     def print(self, line: str = "") -> None:
         print(line, file=self.stdout, flush=True)
 
-    async def run(self) -> None:
+    async def run(self, delivery: Delivery) -> None:
+        self.delivery = delivery
         self.print(INTRO.format(user=self.user))
         await self.send(Inbound(CHANNEL, self.user, Kind.FOLLOW))  # greets, or resumes where they left off
         while True:
@@ -95,12 +104,22 @@ class ConsoleChat:
         return None  # a command for the bot, such as /status
 
     async def send(self, inbound: Inbound) -> None:
-        for message in await self.dispatcher.handle(inbound):
-            self.show(message)
+        """The line to the bot; back when everything it answered is printed."""
+        await self.dispatcher.handle(inbound)
+        await self.delivery.idle()
 
-    def show(self, message: Outbound) -> None:
-        if message.to is not None and message.to != Address(CHANNEL, self.user):
-            self.print(f"→ {message.to}:")
+    async def deliver(self, unit: Unit) -> Result:
+        """A message from the outbox, printed (its document written to the data folder)."""
+        for row in unit.rows:
+            message = decode(row.payload, row.replace_key)
+            if message.document is not None:
+                message = replace(message, document=await self.documents.document(message.document))
+            self.show(message, Address(CHANNEL, unit.chat_id))
+        return Sent()
+
+    def show(self, message: Outbound, to: Address) -> None:
+        if to != Address(CHANNEL, self.user):
+            self.print(f"→ {to}:")
         self.print("บอท: " + message.text.replace("\n", "\n      "))
         if message.document is not None:
             self.outbox.mkdir(parents=True, exist_ok=True)
@@ -108,7 +127,7 @@ class ConsoleChat:
             path.write_bytes(message.document.data)
             self.print(f"      📄 {path}")
         choices = [c for c in message.choices if c.action == "reply"]  # no camera or contact button here
-        if message.to is None:
+        if to == Address(CHANNEL, self.user):
             self.buttons = choices
         if choices:
             self.print("      " + "  ".join(f"[{i}] {c.label}" for i, c in enumerate(choices, 1)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 import pypdfium2
@@ -19,6 +20,7 @@ from PIL import Image, ImageOps
 from bot.links import LetterLinks
 from handlers import attachments  # noqa: F401 - registers the HEIC opener with Pillow
 from handlers.letter import letter_data
+from handlers.messages import Document
 from storage import Repository, UploadStore
 from storage.models import CANCELLED, DRAFT
 from templates.letter import render_letter
@@ -38,19 +40,39 @@ class LetterFiles:
         link = self.links.read(token, self.clock())
         if link is None or link.kind != "letter":
             return None
+        return await self.letter(link.id, link.version)
+
+    async def letter(self, registration_id: int, version: int) -> bytes | None:
+        """The letter of a registration, made now; None when that version is no longer the
+        letter (the details were reopened or changed since, or the registration is cancelled)."""
         async with self.repo.transaction():
-            reg = await self.repo.get_registration(link.id)
-        if (reg is None or reg.letter_version != link.version or reg.status in (CANCELLED, DRAFT)
-                or reg.confirmed_at is None):  # reopened for editing: the old letter is no longer it
+            reg = await self.repo.get_registration(registration_id)
+        if (reg is None or reg.letter_version != version or reg.status in (CANCELLED, DRAFT)
+                or reg.confirmed_at is None):
             return None
         return await asyncio.to_thread(render_letter, letter_data(reg, self.seal_key))
+
+    async def signed_file(self, letter_id: int) -> bytes | None:
+        """A signed letter as it was sent back (decrypted)."""
+        if self.files is None:
+            return None
+        async with self.repo.transaction():
+            letter = await self.repo.get_signed_letter(letter_id)
+        return None if letter is None else await asyncio.to_thread(self.files.get, letter.path)
+
+    async def document(self, document: Document) -> Document | None:
+        """A document of the outbox with its bytes, made or read now; None when it is gone."""
+        if document.data or document.link is None:
+            return document
+        kind, ident, version = document.link
+        data = await (self.letter(ident, version) if kind == "letter" else self.signed_file(ident))
+        return None if data is None else replace(document, data=data)
 
     async def image(self, token: str, preview: bool) -> bytes | None:
         pdf = await self.pdf(token)
         if pdf is None:
             return None
         return await asyncio.to_thread(first_page_jpeg, pdf, PREVIEW_WIDTH if preview else PAGE_WIDTH)
-
 
     async def signed(self, token: str, preview: bool) -> bytes | None:
         link = self.links.read(token, self.clock())

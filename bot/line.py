@@ -1,16 +1,20 @@
 """The LINE channel: line-bot-sdk v3 (async) as a thin adapter around the core.
 
-A webhook is verified with `WebhookParser` (X-Line-Signature), its events are written to the
-inbox and LINE gets its 200 at once; each event is then handled in a task, one user's events
-in order. The `webhookEventId` is the Inbound's event id, so a redelivered event is handled
-once. Replies go with the reply token while it is fresh, else by push with an X-Line-Retry-Key
-so that a retried push is not delivered twice; at most 5 messages a request. LINE cannot send
-a PDF: the letter goes as an image of its first page and a button to a signed link.
+A webhook is verified (X-Line-Signature, an HMAC of the raw body), its events are written to
+the inbox and LINE gets its 200 at once; each event is then handled in a task, one user's
+events in order, and leaves the inbox in the transaction of its turn. The `webhookEventId` is
+the Inbound's event id, so a redelivered event is handled once. What the core sends comes
+from the outbox (bot/delivery.py) to `deliver`: exactly once, by reply token or by push with
+a retry key. LINE cannot send a PDF: the letter goes as an image of its first page and a
+button to a signed link.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import logging
 import uuid
@@ -19,8 +23,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-from linebot.v3 import WebhookParser
-from linebot.v3.exceptions import InvalidSignatureError
 from linebot.v3.messaging import (
     AsyncApiClient,
     AsyncMessagingApi,
@@ -57,11 +59,11 @@ from linebot.v3.webhooks import (
 )
 
 from bot.config import Config
+from bot.delivery import Policy, Refused, Result, Retry, Sent, Unit, Unreachable, backoff
 from bot.links import LetterLink, LetterLinks
-from bot.router import Router
 from handlers.attachments import MAX_BYTES
 from handlers.dispatch import Dispatcher, KeyedLocks, utc_now
-from handlers.messages import Attachment, Choice, Inbound, Kind, Outbound
+from handlers.messages import Attachment, Choice, Inbound, Kind, Outbound, decode, split_text
 from storage import Repository
 
 log = logging.getLogger(__name__)
@@ -70,11 +72,17 @@ CHANNEL = "line"
 MAX_MESSAGES = 5  # per reply or push request
 MAX_QUICK_REPLIES = 13
 MAX_LABEL = 20
+TEXT_LIMIT = 5000
 REPLY_TOKEN_LIFETIME = timedelta(seconds=50)  # LINE's is about a minute; leave a margin
-PUSH_ATTEMPTS = 3
+CARD_INTERVAL = timedelta(minutes=5)  # LINE cannot edit: a newer review card waits this long after the last
+RETRYABLE = {500, 502, 503, 504}
+RETRY_KEY_NAMESPACE = uuid.UUID("5b0c8a53-54b4-4f39-9a55-3a4a4f1d2c6e")
 
 
 class LineChannel:
+    channel = CHANNEL
+    policy = Policy(concurrency=32, batch=True)  # LINE publishes no per-chat pace: back off on 429
+
     def __init__(
         self, config: Config, dispatcher: Dispatcher, repo: Repository, links: LetterLinks,
         clock: Callable[[], datetime] = utc_now,
@@ -86,14 +94,13 @@ class LineChannel:
         self.repo = repo
         self.links = links
         self.clock = clock
-        self.parser = WebhookParser(config.line_channel_secret)
+        self.secret = config.line_channel_secret.encode()
         self.locks = KeyedLocks()
         self.tasks: set[asyncio.Task[None]] = set()
         self.languages: dict[str, str | None] = {}
         self.api: AsyncMessagingApi | None = None
         self.blob: AsyncMessagingApiBlob | None = None
         self._clients: list[AsyncApiClient] = []
-        self.router: Router | None = None  # for messages to other chats and channels
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -112,9 +119,13 @@ class LineChannel:
         for event_id, payload in pending:
             self._schedule(event_id, json.loads(payload))
 
-    async def stop(self) -> None:
+    async def drain(self) -> None:
+        """Let the events taken in be handled (for at most 30 s; the rest wait in the inbox)."""
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=30)
+
+    async def stop(self) -> None:
+        await self.drain()
         for client in self._clients:
             await client.close()
 
@@ -125,18 +136,17 @@ class LineChannel:
 
     # --- webhook in ----------------------------------------------------------------------
 
-    async def receive(self, body: str, signature: str | None) -> int:
-        """Verify and keep a webhook's events; the HTTP status to answer LINE with."""
-        if not signature:
+    async def receive(self, body: bytes, signature: str | None) -> int:
+        """Verify and keep a webhook's events; the HTTP status to answer LINE with. The
+        signature is checked on the bytes as they came, before anything is decoded."""
+        expected = base64.b64encode(hmac.new(self.secret, body, hashlib.sha256).digest()).decode()
+        if not signature or not hmac.compare_digest(signature, expected):
+            log.warning("LINE webhook with a missing or bad signature")
             return 401
         try:
-            self.parser.parse(body, signature)
-        except InvalidSignatureError:
-            log.warning("LINE webhook with a bad signature")
-            return 401
-        except (ValueError, KeyError, TypeError):
+            events = json.loads(body.decode("utf-8")).get("events")
+        except (ValueError, AttributeError):
             return 400
-        events = json.loads(body).get("events")
         if not isinstance(events, list):
             return 400
         fresh = []
@@ -163,39 +173,43 @@ class LineChannel:
         key = source.get("userId") or source.get("groupId") or source.get("roomId") or event_id
         async with self.locks.hold(key):
             try:
-                await self._handle(raw)
+                handled = await self._handle(event_id, raw)
             except Exception:
                 log.exception("LINE event %s (%s) failed", event_id, raw.get("type"))
-            async with self.repo.transaction():
-                await self.repo.inbox_done(CHANNEL, event_id)
+                handled = False
+            if not handled:  # the dispatcher drops an event it handles from the inbox itself
+                async with self.repo.transaction():
+                    await self.repo.inbox_done(CHANNEL, event_id)
 
-    async def _handle(self, raw: dict[str, Any]) -> None:
+    async def _handle(self, event_id: str, raw: dict[str, Any]) -> bool:
+        """Hand the event to the core; False when it had nothing for the core."""
         try:
             event = Event.from_dict(raw)
         except ValueError:
             event = None
         if event is None or not isinstance(event, MessageEvent | PostbackEvent | FollowEvent | UnfollowEvent):
             log.info("LINE event of type %s acknowledged, nothing to do", raw.get("type"))
-            return
+            return False
         source = raw.get("source") or {}
         user_id = source.get("userId")
         if not user_id:
-            return
+            return False
         if isinstance(event, UnfollowEvent):
-            await self.dispatcher.mark_unreachable(CHANNEL, user_id)
-            return
+            await self.dispatcher.mark_unreachable(CHANNEL, user_id, inbox_event=event_id)
+            return True
         group_id = source.get("groupId") or source.get("roomId")
         inbound = await self._inbound(event, raw, user_id, group_id)
         if inbound is None:
-            return
+            return False
         busy = None if group_id else (lambda: self._loading(user_id))
-        replies = await self.dispatcher.handle(inbound, busy=busy)
-        sent_at = datetime.fromtimestamp(raw.get("timestamp", 0) / 1000, UTC)
-        await self.send(group_id or user_id, replies, raw.get("replyToken"), sent_at)
+        await self.dispatcher.handle(inbound, busy=busy)
+        return True
 
     async def _inbound(self, event: Event, raw: dict[str, Any], user_id: str, group_id: str | None) -> Inbound | None:
         common: dict[str, Any] = {
             "channel": CHANNEL, "user_id": user_id, "event_id": raw["webhookEventId"], "group_id": group_id,
+            "reply_token": raw.get("replyToken"),
+            "received_at": datetime.fromtimestamp(raw.get("timestamp", 0) / 1000, UTC),
         }
         if isinstance(event, FollowEvent):
             return Inbound(kind=Kind.FOLLOW, language_hint=await self._language(user_id), **common)
@@ -259,74 +273,98 @@ class LineChannel:
         except ApiException:
             log.debug("loading animation refused", exc_info=True)
 
-    # --- replies out -----------------------------------------------------------------------
+    # --- the outbox out -----------------------------------------------------------------
 
-    async def push(self, to: str, replies: list[Outbound]) -> None:
-        """Messages to a LINE chat that did not just write (an officer, a review group)."""
-        messages = [m for r in replies for m in self._messages(r)]
-        for i in range(0, len(messages), MAX_MESSAGES):
-            if not await self._push(to, messages[i:i + MAX_MESSAGES]):
-                return
+    async def deliver(self, unit: Unit) -> Result:
+        """The rows one turn wrote for one chat, in requests of at most five messages: the first
+        by the reply token while it is fresh, the others (and all, once it is not) by push with
+        an X-Line-Retry-Key made from the rows, the same after a restart: LINE accepts a key
+        once (409 after), so a resend is never delivered twice.
 
-    async def send(self, to: str, replies: list[Outbound], reply_token: str | None, sent_at: datetime) -> None:
-        mine = [m for r in replies if r.to is None for m in self._messages(r)]
-        others = [r for r in replies if r.to is not None]
-        if others and self.router is not None:
-            await self.router.deliver(others)
-        chunks = [mine[i:i + MAX_MESSAGES] for i in range(0, len(mine), MAX_MESSAGES)]
-        if chunks and reply_token and self.clock() - sent_at < REPLY_TOKEN_LIFETIME:
-            try:
-                assert self.api is not None
-                await self.api.reply_message(ReplyMessageRequest(reply_token=reply_token, messages=chunks[0]))
-                chunks = chunks[1:]
-            except ApiException as e:
-                log.info("LINE reply token not accepted (%s); pushing instead", e.status)
-        for chunk in chunks:
-            if not await self._push(to, chunk):
-                return
-
-    async def _push(self, to: str, messages: list[Any]) -> bool:
-        """Push with a retry key: LINE delivers a request with the same key once, whatever we retry."""
+        A reply token has no such key, but it works only once: when a try of ours may already
+        have used it (an earlier try that got no answer, or a previous process), "invalid reply
+        token" while the token is still young means that try delivered it."""
         assert self.api is not None
-        key = str(uuid.uuid4())
-        for attempt in range(PUSH_ATTEMPTS):
+        now = self.clock()
+        messages, refs = [], {}
+        for row in unit.rows:
+            message = decode(row.payload, row.replace_key)
+            if row.replace_key:
+                if message.edit_only:  # LINE cannot edit a message it delivered
+                    continue
+                previous = unit.previous.get(row.replace_key)
+                if previous and (wait := CARD_INTERVAL - (now - previous[1])) > timedelta(0):
+                    return Retry(wait.total_seconds(), "one card per registration every few minutes", throttled=True)
+                refs[row.replace_key] = None
+            messages += self._messages(message)
+        chunks = [messages[i:i + MAX_MESSAGES] for i in range(0, len(messages), MAX_MESSAGES)]
+        head = unit.rows[0]
+        for index in range(unit.progress, len(chunks)):
+            fresh = head.event_at is not None and now - head.event_at < REPLY_TOKEN_LIFETIME
+            if index == 0 and head.reply_token and fresh and unit.notes.get("reply") != "refused":
+                maybe_used = unit.recovered or "reply" in unit.notes
+                outcome = await self._reply(head.reply_token, chunks[0], maybe_used)
+                unit.notes["reply"] = outcome
+                if outcome == "sent":
+                    unit.progress = 1
+                    continue
+                if outcome != "refused":
+                    return Retry(backoff(unit.attempt), f"reply: {outcome}")
+            key = str(uuid.uuid5(RETRY_KEY_NAMESPACE, f"{head.idem_key}:{index}"))
             try:
-                await self.api.push_message(PushMessageRequest(to=to, messages=messages), x_line_retry_key=key)
-                return True
+                await self.api.push_message(PushMessageRequest(to=unit.chat_id, messages=chunks[index]),
+                                            x_line_retry_key=key)
             except ApiException as e:
-                if e.status == 409:  # accepted before, under this key: already delivered
-                    return True
-                if e.status == 403:
-                    await self.dispatcher.mark_unreachable(CHANNEL, to)
-                    return False
-                if e.status not in (429, 500, 502, 503, 504) or attempt == PUSH_ATTEMPTS - 1:
-                    log.error("LINE push to %s failed: %s %s", to, e.status, e.reason)
-                    return False
+                if e.status == 409:  # accepted before under this key: delivered
+                    pass
+                elif e.status == 403 and unit.chat_id.startswith("U"):
+                    return Unreachable()
+                elif e.status == 429:
+                    return Retry(backoff(unit.attempt), "429", throttled=True)
+                elif e.status in RETRYABLE:
+                    return Retry(backoff(unit.attempt), f"HTTP {e.status}")
+                else:
+                    return Refused(f"HTTP {e.status} {e.reason}: {e.body}"[:300])
             except (aiohttp.ClientError, TimeoutError) as e:  # the case the retry key exists for
-                if attempt == PUSH_ATTEMPTS - 1:
-                    log.error("LINE push to %s failed: %s", to, type(e).__name__)
-                    return False
-            await asyncio.sleep(0.5 * 2**attempt)
-        return False
+                return Retry(backoff(unit.attempt), type(e).__name__)
+            unit.progress = index + 1
+        return Sent(refs)
+
+    async def _reply(self, token: str, messages: list[Any], maybe_used: bool) -> str:
+        """"sent", "refused" (the token is no good: push instead), or what went wrong."""
+        assert self.api is not None
+        try:
+            await self.api.reply_message(ReplyMessageRequest(reply_token=token, messages=messages))
+            return "sent"
+        except ApiException as e:
+            if e.status == 400 and maybe_used:
+                log.info("LINE reply token already used: the earlier try delivered it")
+                return "sent"
+            if e.status == 400:
+                log.info("LINE reply token not accepted; pushing instead")
+                return "refused"
+            return f"HTTP {e.status}"
+        except (aiohttp.ClientError, TimeoutError) as e:
+            return type(e).__name__
 
     def _messages(self, reply: Outbound) -> list[Any]:
         quick = _quick_reply(reply.choices)
         document = reply.document
+        texts = split_text(reply.text, TEXT_LIMIT)
+        plain = [TextMessage(text=t) for t in texts[:-1]]
         if document is None or document.link is None:
-            return [TextMessage(text=reply.text[:5000], quick_reply=quick)]
+            return [*plain, TextMessage(text=texts[-1], quick_reply=quick)]
         kind = document.link[0]
         path = {"letter": "letters", "signed": "signed"}[kind]  # the routes of bot/web.py
         base = f"{self.public_url}/{path}/{self.links.token(LetterLink(*document.link), self.clock())}"
+        image = ImageMessage(original_content_url=f"{base}/page.jpg", preview_image_url=f"{base}/preview.jpg")
         if kind == "signed":  # a photo for reviewers: the picture, then the card with its buttons
-            return [
-                ImageMessage(original_content_url=f"{base}/page.jpg", preview_image_url=f"{base}/preview.jpg"),
-                TextMessage(text=reply.text[:5000], quick_reply=quick),
-            ]
+            return [image, *plain, TextMessage(text=texts[-1], quick_reply=quick)]
         return [
-            ImageMessage(original_content_url=f"{base}/page.jpg", preview_image_url=f"{base}/preview.jpg"),
+            image, *plain,
             TemplateMessage(
-                alt_text=reply.text[:400],
-                template=ButtonsTemplate(text=reply.text[:160], actions=[
+                alt_text=texts[-1][:400],
+                template=ButtonsTemplate(text=texts[-1][:160], actions=[
                     URIAction(label=_label(document.link_label or "PDF"), uri=base),
                 ]),
                 quick_reply=quick,

@@ -1,23 +1,31 @@
-"""SMS gateways behind the core's `SmsGateway` interface (handlers/dispatch.py).
+"""SMS gateways behind the core's `SmsGateway` interface (handlers/dispatch.py), and the
+outbox's SMS sender.
 
 `console` prints locally (development only); `webhook` POSTs `{to, text}` as JSON with a
-bearer token to KIDDIARY_SMS_URL; `twilio` calls Twilio's Messages API (KIDDIARY_SMS_URL
-overrides its base URL, for tests). Both network gateways time out, retry 5xx and 429 with
-backoff a few times, then raise SmsError; the dispatcher logs it with the phone masked.
+bearer token and an `Idempotency-Key` header (the same for every try of one message) to
+KIDDIARY_SMS_URL; `twilio` calls Twilio's Messages API (KIDDIARY_SMS_URL overrides its base
+URL, for tests). Both network gateways time out, retry 5xx and 429 with backoff a few times,
+then raise SmsError.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import sys
 from typing import TextIO
 
 import aiohttp
 
 from bot.config import Config, ConfigError
-from handlers.dispatch import SmsError, SmsGateway
-from handlers.validation import local_phone
+from bot.delivery import Policy, Refused, Result, Retry, Sent, Unit, backoff
+from handlers.dispatch import SMS, Dispatcher, SmsError, SmsGateway
+from handlers.messages import decode_sms
+from handlers.validation import local_phone, mask_phone
+from storage import OutboxRow
+
+log = logging.getLogger(__name__)
 
 ATTEMPTS = 3
 TIMEOUT = aiohttp.ClientTimeout(total=15)
@@ -31,7 +39,7 @@ class ConsoleGateway:
     def __init__(self, out: TextIO | None = None) -> None:
         self._out = out
 
-    async def send(self, phone: str, text: str) -> None:
+    async def send(self, phone: str, text: str, key: str | None = None) -> None:
         out = self._out or sys.stdout
         print(f"📱 SMS → {local_phone(phone)}: {text}", file=out, flush=True)
 
@@ -62,8 +70,10 @@ class WebhookGateway(_HttpGateway):
     def __init__(self, url: str, token: str | None) -> None:
         self.url, self.token = url, token
 
-    async def send(self, phone: str, text: str) -> None:
+    async def send(self, phone: str, text: str, key: str | None = None) -> None:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if key:
+            headers["Idempotency-Key"] = key
         await self._post(self.url, json={"to": phone, "text": text}, headers=headers)
 
 
@@ -74,7 +84,7 @@ class TwilioGateway(_HttpGateway):
         self.sender = sender
         self.authorization = "Basic " + base64.b64encode(f"{self.account}:{self.secret}".encode()).decode()
 
-    async def send(self, phone: str, text: str) -> None:
+    async def send(self, phone: str, text: str, key: str | None = None) -> None:
         await self._post(self.url, data={"To": phone, "From": self.sender, "Body": text},
                          headers={"Authorization": self.authorization})
 
@@ -91,3 +101,36 @@ def make_gateway(config: Config, out: TextIO | None = None) -> SmsGateway:
     if not config.sms_sender:
         raise ConfigError("KIDDIARY_SMS_SENDER", "Twilio needs the sending number or sender id")
     return TwilioGateway(config.sms_url or "https://api.twilio.com", config.sms_token, config.sms_sender)
+
+
+class SmsSender:
+    """Sends the outbox's SMS. A one-time code's text is made only now, from its challenge, and
+    not at all once the code has expired (after a long outage or a restart). A code the gateway
+    gave up on is refused at once (the officer is told, and may ask for a new one); any other
+    SMS is tried again, with backoff, for a day."""
+
+    channel = SMS
+    policy = Policy(concurrency=8)
+
+    def __init__(self, gateway: SmsGateway, dispatcher: Dispatcher) -> None:
+        self.gateway = gateway
+        self.dispatcher = dispatcher
+
+    async def deliver(self, unit: Unit) -> Result:
+        row = unit.rows[0]
+        sms = decode_sms(row.payload)
+        text = await self.dispatcher.sms_text(sms)
+        if text is None:
+            log.info("SMS to %s not sent: its code is no longer valid", mask_phone(sms.phone))
+            return Sent()
+        try:
+            await self.gateway.send(sms.phone, text, key=row.idem_key)
+        except SmsError as e:
+            log.error("SMS to %s failed: %s", mask_phone(sms.phone), e)
+            if sms.otp_challenge_id is not None:
+                return Refused(str(e))
+            return Retry(backoff(unit.attempt), str(e))
+        return Sent()
+
+    async def refused(self, row: OutboxRow) -> None:
+        await self.dispatcher.sms_not_sent(decode_sms(row.payload))

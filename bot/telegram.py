@@ -1,22 +1,29 @@
 """The Telegram channel: python-telegram-bot as a thin adapter around the core.
 
 Each update becomes one `Inbound` (the update id is its event id, so a repeated update is
-handled once); each `Outbound` becomes Bot API calls. The conversation lives in our
-database, not in PTB's ConversationHandler or persistence. Sending goes through PTB's
-AIORateLimiter, which keeps to Telegram's flood limits and retries after RetryAfter.
-Runs by long polling, or by webhook on our own aiohttp server (bot/web.py).
+handled once). What the core sends comes from the outbox (bot/delivery.py paces it to
+Telegram's limits and waits out every RetryAfter); each row becomes Bot API calls here.
+Telegram has no idempotency key: a crash between a send and its record repeats that message
+after the restart (at least once, never lost). The conversation lives in our database, not
+in PTB's ConversationHandler or persistence. Runs by long polling, or by webhook on our own
+aiohttp server (bot/web.py).
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
+import json
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
+    InputMediaDocument,
+    InputMediaPhoto,
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
@@ -24,27 +31,42 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
-from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import Application, ContextTypes, TypeHandler
 
 from bot.config import Config
-from bot.router import Router
+from bot.delivery import Policy, Refused, Result, Retry, Sent, Unit, Unreachable, backoff
+from bot.letter_files import LetterFiles
+from bot.pacing import Pace
 from handlers.dispatch import Dispatcher, KeyedLocks
-from handlers.messages import Attachment, Choice, Inbound, Kind, Outbound, SharedContact
+from handlers.messages import Attachment, Choice, Inbound, Kind, Outbound, SharedContact, decode, split_text
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 DOWNLOAD_LIMIT = 20 * 1024 * 1024  # the Bot API serves files up to 20 MB
 CAPTION_LIMIT = 1024
-SEND_ATTEMPTS = 3
+TEXT_LIMIT = 4096
 PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 
+def _is_group(chat_id: str) -> bool:
+    return chat_id.startswith("-")  # Telegram's group and channel ids are negative
+
+
 class TelegramChannel:
-    def __init__(self, config: Config, dispatcher: Dispatcher, *, poll_timeout: int = 10) -> None:
+    channel = CHANNEL
+    # Telegram's limits: about 30 messages a second in all, one a second in a private chat
+    # (short bursts are fine), twenty a minute in a group.
+    policy = Policy(concurrency=16, overall=Pace(30, 30), private=Pace(1, 3), group=Pace(20 / 60, 3),
+                    is_group=_is_group)
+
+    def __init__(
+        self, config: Config, dispatcher: Dispatcher, documents: LetterFiles, *, poll_timeout: int = 10,
+    ) -> None:
         assert config.telegram_token
         self.dispatcher = dispatcher
+        self.documents = documents
         self.webhook_secret = config.telegram_webhook_secret
         self.webhook_url = f"{config.public_url}/telegram/webhook"
         self.poll_timeout = poll_timeout
@@ -53,7 +75,6 @@ class TelegramChannel:
             .token(config.telegram_token)
             .base_url(f"{config.telegram_api_url}/bot")
             .base_file_url(f"{config.telegram_api_url}/file/bot")
-            .rate_limiter(AIORateLimiter(max_retries=3))
             .concurrent_updates(64)  # the core keeps each user's messages in order itself
         )
         if self.webhook_secret:
@@ -62,7 +83,6 @@ class TelegramChannel:
         self.app.add_handler(TypeHandler(Update, self._on_update))
         self._reply_keyboard_shown: set[int] = set()
         self.locks = KeyedLocks()
-        self.router: Router | None = None  # for messages to other chats and channels
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -81,17 +101,27 @@ class TelegramChannel:
             )
             log.info("Telegram: long polling")
 
-    async def stop(self) -> None:
+    async def drain(self) -> None:
+        """Take no more updates (the updates under way are handled by `stop`)."""
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
+
+    async def stop(self) -> None:
+        await self.drain()
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
 
     async def feed(self, data: dict[str, Any]) -> None:
         """An update that came by webhook: handled before the webhook is answered, so that
-        Telegram redelivers it if we fail on the way."""
-        await self.app.process_update(Update.de_json(data, self.app.bot))
+        Telegram redelivers it if we fail on the way. One that PTB cannot read is logged and
+        acknowledged (Telegram would send it again forever)."""
+        try:
+            update = Update.de_json(data, self.app.bot)
+        except Exception:
+            log.exception("unreadable Telegram update %s acknowledged", data.get("update_id"))
+            return
+        await self.app.process_update(update)
 
     # --- updates in --------------------------------------------------------------------
 
@@ -118,12 +148,9 @@ class TelegramChannel:
                     await pressed.edit_reply_markup(reply_markup=None)
                 except TelegramError:
                     log.debug("could not remove the keyboard of a pressed message", exc_info=True)
-        chat = update.effective_chat
         inbound = await self._inbound(update)
-        if inbound is None or chat is None:
-            return
-        replies = await self.dispatcher.handle(inbound)
-        await self.send(chat.id, replies)
+        if inbound is not None:
+            await self.dispatcher.handle(inbound)
 
     async def _membership(self, update: Update) -> None:
         member = update.my_chat_member
@@ -184,58 +211,82 @@ class TelegramChannel:
             data = b""
         return Attachment(data, name, mime, declared_size=size)
 
-    # --- replies out -------------------------------------------------------------------
+    # --- the outbox out -----------------------------------------------------------------
 
-    async def push(self, chat_id: str, replies: list[Outbound]) -> None:
-        """Messages to a Telegram chat that did not just write (an officer, a review group)."""
-        await self.send(int(chat_id), replies)
+    async def deliver(self, unit: Unit) -> Result:
+        """One outbox row: its text (split to Telegram's limits), its document, its buttons on
+        the last part. A row with a replace key edits the message sent under it before."""
+        row = unit.rows[0]
+        message = decode(row.payload, row.replace_key)
+        chat_id = int(unit.chat_id)
+        try:
+            if row.replace_key and (previous := unit.previous.get(row.replace_key)) and previous[0]:
+                ref = await self._edit(chat_id, json.loads(previous[0]), message)
+                if ref is not None:
+                    return Sent({row.replace_key: ref})
+            if message.edit_only:  # nothing to edit: the version it would change was never sent
+                return Sent()
+            parts = await self._parts(chat_id, message)
+            sent: Message | None = None
+            for index in range(unit.progress, len(parts)):
+                sent = await parts[index]()
+                unit.progress = index + 1
+        except RetryAfter as e:
+            after = e.retry_after.total_seconds() if isinstance(e.retry_after, timedelta) else float(e.retry_after)
+            return Retry(after, "flood control", throttled=True)
+        except Forbidden as e:
+            return Refused(str(e)) if chat_id < 0 else Unreachable()
+        except BadRequest as e:
+            return Refused(str(e))
+        except NetworkError as e:  # TimedOut included: it may or may not have arrived (at least once)
+            return Retry(backoff(unit.attempt), f"{type(e).__name__}: {e}")
+        if row.replace_key is None or sent is None:
+            return Sent()
+        return Sent({row.replace_key: _ref(sent, message)})
 
-    async def send(self, chat_id: int, replies: list[Outbound]) -> None:
-        others = [r for r in replies if r.to is not None]
-        if others and self.router is not None:
-            await self.router.deliver(others)
-        for reply in replies:
-            if reply.to is not None:
-                continue
-            target = chat_id
-            try:
-                await self._send_with_retry(target, reply)
-            except Forbidden:
-                await self.dispatcher.mark_unreachable(CHANNEL, str(target))
-                return
-            except TelegramError:
-                log.exception("sending to Telegram chat %s failed", target)
-                return
-
-    async def _send_with_retry(self, chat_id: int, reply: Outbound) -> None:
-        """Flood limits are waited out by the rate limiter; a server error or a timeout is tried
-        again a couple of times here. A refusal (BadRequest, Forbidden) is final."""
-        for attempt in range(SEND_ATTEMPTS):
-            try:
-                await self._send_one(chat_id, reply)
-                return
-            except BadRequest:
-                raise
-            except NetworkError:
-                if attempt == SEND_ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(0.5 * 2**attempt)
-
-    async def _send_one(self, chat_id: int, reply: Outbound) -> None:
-        markup = self._markup(chat_id, reply.choices)
+    async def _parts(self, chat_id: int, message: Outbound) -> list[Callable[[], Awaitable[Message]]]:
+        """The Bot API calls that send `message`, in order; the buttons go on the last."""
         bot = self.app.bot
-        if reply.document is None:
-            await bot.send_message(chat_id, reply.text, reply_markup=markup)
-            return
-        document = InputFile(reply.document.data, filename=reply.document.filename)
+        markup = self._markup(chat_id, message.choices)
+        document = message.document and await self.documents.document(message.document)
+        texts = split_text(message.text, TEXT_LIMIT) if message.text else []
+        if document is None:
+            *first, last = texts or [""]
+            return [*(functools.partial(bot.send_message, chat_id, t) for t in first),
+                    functools.partial(bot.send_message, chat_id, last, reply_markup=markup)]
         # Photos show as photos (a reviewer sees the signed letter at once); anything else,
-        # a PDF or a HEIC photo, as a file.
-        send = bot.send_photo if reply.document.mime_type in PHOTO_TYPES else bot.send_document
-        if len(reply.text) <= CAPTION_LIMIT:
-            await send(chat_id, document, caption=reply.text, reply_markup=markup)
-        else:
-            await bot.send_message(chat_id, reply.text)
-            await send(chat_id, document, reply_markup=markup)
+        # a PDF or a HEIC photo, as a file. A text too long for a caption goes before it.
+        send = bot.send_photo if document.mime_type in PHOTO_TYPES else bot.send_document
+        caption = texts.pop() if texts and len(texts[-1]) <= CAPTION_LIMIT else None
+        file = InputFile(document.data, filename=document.filename)
+        return [*(functools.partial(bot.send_message, chat_id, t) for t in texts),
+                functools.partial(send, chat_id, file, caption=caption, reply_markup=markup)]
+
+    async def _edit(self, chat_id: int, previous: dict[str, Any], message: Outbound) -> str | None:
+        """Edit the message sent before under the same key; its new ref, or None when it cannot be
+        edited (too old, deleted: send a new one)."""
+        bot, message_id = self.app.bot, previous["id"]
+        markup = self._markup(chat_id, message.choices) or InlineKeyboardMarkup([])
+        text = message.text[:CAPTION_LIMIT] if previous.get("media") else message.text[:TEXT_LIMIT]
+        link = list(message.document.link or ()) if message.document else None
+        try:
+            if previous.get("media") and link and link != previous.get("link"):
+                document = await self.documents.document(message.document)  # type: ignore[arg-type]
+                if document is None:
+                    return None
+                media_type = InputMediaPhoto if document.mime_type in PHOTO_TYPES else InputMediaDocument
+                media = media_type(InputFile(document.data, filename=document.filename), caption=text)
+                await bot.edit_message_media(media, chat_id, message_id, reply_markup=markup)
+            elif previous.get("media"):
+                await bot.edit_message_caption(chat_id, message_id, caption=text, reply_markup=markup)
+            else:
+                await bot.edit_message_text(text, chat_id, message_id, reply_markup=markup)
+        except BadRequest as e:
+            if "not modified" in str(e).lower():
+                return json.dumps(previous)
+            log.info("could not edit message %s in %s (%s): sending a new one", message_id, chat_id, e)
+            return None
+        return json.dumps({**previous, "link": link or previous.get("link")})
 
     def _markup(self, chat_id: int, choices: tuple[Choice, ...]) -> Any:
         if any(c.action == "share_phone" for c in choices):
@@ -253,6 +304,12 @@ class TelegramChannel:
             self._reply_keyboard_shown.discard(chat_id)
             return ReplyKeyboardRemove()
         return None
+
+
+def _ref(sent: Message, message: Outbound) -> str:
+    """What editing a sent message needs later: its id, whether it is a caption, its file."""
+    link = list(message.document.link or ()) if message.document else None
+    return json.dumps({"id": sent.message_id, "media": message.document is not None, "link": link})
 
 
 def _without_bot_name(text: str) -> str:

@@ -58,17 +58,20 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         log.warning("Telegram webhook with a missing or wrong secret from %s", request.remote)
         return web.Response(status=403, text="forbidden")
     try:
-        update = json.loads(await request.text())
+        update = json.loads(await request.read())
     except ValueError:
-        return web.Response(status=400, text="bad request")
+        update = None
     if not isinstance(update, dict) or "update_id" not in update:
-        return web.Response(status=400, text="bad request")
+        # Telegram sends an update again for as long as it gets an error: one we cannot read
+        # would come back forever. It is logged and acknowledged.
+        log.error("unreadable Telegram update acknowledged: %.200r", await request.read())
+        return web.Response(text="ok")
     await telegram.feed(update)
     return web.Response(text="ok")
 
 
 async def line_webhook(request: web.Request) -> web.Response:
-    status = await request.app[LINE].receive(await request.text(), request.headers.get("X-Line-Signature"))
+    status = await request.app[LINE].receive(await request.read(), request.headers.get("X-Line-Signature"))
     return web.Response(status=status, text="ok" if status == 200 else "refused")
 
 

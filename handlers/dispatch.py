@@ -1,29 +1,33 @@
-"""The dispatcher: one inbound in, its replies out, with the rules that hold for every turn.
+"""The dispatcher: one inbound in, its answers into the outbox, with the rules for every turn.
 
-For each inbound, under a lock for its sender (so one user's messages run one at a time,
-in arrival order): inspect any attachment in a worker thread, open a transaction, skip the
-event if its id was seen before, load the conversation, handle it, save it and the event id,
-commit. Only then are SMS sent, documents rendered (in a worker thread) and the replies handed
-back to the adapter, so every answer that is acknowledged is on disk.
+For each inbound, under a lock for its sender (so one user's messages run one at a time, in
+arrival order): inspect any attachment in a worker thread, then in one transaction skip the
+event if its id was seen before, load the conversation, handle it, and save it, the event id,
+and everything the turn wants sent (replies, notices, review cards, SMS) into the outbox, and
+drop the event from the inbox. Nothing is sent from here: once the transaction is committed
+the new outbox rows are handed to the delivery workers (bot/delivery.py), which send them,
+and at the next start send whatever a crash left unsent. So every answer that is
+acknowledged is on disk, and every answer on disk is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from handlers import attachments, conversation
-from handlers.messages import Address, Inbound, Outbound, Sms
+from handlers import attachments, conversation, otp
+from handlers.messages import Address, Inbound, Outbound, Sms, encode, encode_sms
 from handlers.provisioning import Provisioner, hash_password
 from handlers.steps import State
 from handlers.turn import CoreSettings, Turn
 from handlers.validation import mask_phone
 from storage import Conversation, Registration, Repository, UploadStore
+from storage.models import ANSWER, NOTICE, OutboxRow
 from templates import DEFAULT_LANGUAGE, LANGUAGES, text
 
 log = logging.getLogger(__name__)
@@ -34,8 +38,9 @@ class SmsError(Exception):
 
 
 class SmsGateway(Protocol):
-    async def send(self, phone: str, text: str) -> None:
-        """Send `text` to `phone` (E.164); raise SmsError when it cannot be done."""
+    async def send(self, phone: str, text: str, key: str | None = None) -> None:
+        """Send `text` to `phone` (E.164); raise SmsError when it cannot be done. `key` is the
+        same for every try of one message, for gateways that drop repeats."""
 
 
 class KeyedLocks:
@@ -64,6 +69,7 @@ class KeyedLocks:
 
 
 Busy = Callable[[], Awaitable[None]]
+SMS = "sms"  # the outbox's channel for SMS
 PROVISION_STALE = timedelta(minutes=10)  # an account "being made" this long ago was interrupted
 
 
@@ -88,42 +94,40 @@ class Dispatcher:
         self.provisioner = provisioner
         self.clock = clock
         self.locks = KeyedLocks()
+        # Called with the rows each commit added to the outbox (the delivery workers take them).
+        self.on_commit: Callable[[list[OutboxRow]], None] | None = None
 
     async def handle(self, inbound: Inbound, busy: Busy | None = None) -> list[Outbound]:
-        """The replies to `inbound`. `busy` is awaited before slow work (decoding a photo,
-        making a letter), for channels that can show the user a "working on it" sign."""
-        # Everything for one user happens under their lock, sending included, so that replies
-        # to two quick messages cannot overtake each other.
+        """Handle `inbound`; the messages it committed to the outbox (for the console and tests:
+        the delivery workers send them). `busy` is awaited before decoding an attachment, for
+        channels that can show the user a "working on it" sign."""
         async with self.locks.hold((inbound.channel, inbound.user_id)):
             if busy is not None and inbound.attachment is not None:
                 await busy()
-            turn = await self._turn(inbound)
-            if turn is None:
-                return []
-            if isinstance(turn, Outbound):
-                return [turn]
-            if busy is not None and inbound.attachment is None and any(
-                r.document and r.document.render for r in turn.replies
-            ):
-                await busy()
-            replies = [await self._rendered(reply, turn.conv.lang) for reply in await self.reachable(turn.replies)]
-            for sms in turn.sms:
-                if not await self._send_sms(sms, turn.now) and sms.otp_challenge_id is not None:
-                    replies.append(Outbound(text("sms_failed", turn.conv.lang)))
-            for registration_id in turn.provision:
-                replies += await self.provision(registration_id, reviewer_lang=turn.conv.lang)
-            return replies
+            turn, rows, apology = await self._turn(inbound)
+        self._committed(rows)
+        if turn is None:
+            return apology
+        for registration_id in turn.provision:  # made after the commit: the approval is on disk first
+            await self.provision(registration_id, reviewer=inbound.chat, reviewer_lang=turn.conv.lang)
+        return turn.replies
 
-    async def provision(self, registration_id: int, reviewer_lang: str | None = None) -> list[Outbound]:
-        """Make the account of an approved registration and tell the officer (chat and SMS).
-        On failure the registration stays approved, marked failed, for `retry_provisioning`.
-        Returns the messages to deliver (to the officer; and to the reviewer, if one asked)."""
+    def _committed(self, rows: list[OutboxRow]) -> None:
+        if rows and self.on_commit is not None:
+            self.on_commit(rows)
+
+    async def provision(
+        self, registration_id: int, reviewer: Address | None = None, reviewer_lang: str = DEFAULT_LANGUAGE,
+    ) -> None:
+        """Make the account of an approved registration and tell the officer (chat and SMS), and
+        the reviewer who approved it, if one is waiting. On failure the registration stays
+        approved, marked failed, for `retry_provisioning`."""
         if self.provisioner is None:
-            return []
+            return
         now = self.clock()
         async with self.repo.transaction():  # claimed first: the retry loop and a turn never both make it
             if not await self.repo.claim_provisioning(registration_id, now, now - PROVISION_STALE):
-                return []
+                return
             reg = await self.repo.get_registration(registration_id)
             officer = reg and await self.repo.get_conversation(reg.channel, reg.user_id)
         assert reg is not None
@@ -138,8 +142,22 @@ class Dispatcher:
             # made again later (with a new password) rather than left unusable.
             sms_text = text("sms_approved", lang, school=reg.school_name, username=account.username,
                             password=account.initial_password or "-", url=account.sign_in_url)
-            if not await self._send_sms(Sms(reg.phone, sms_text), now):
+            if not await self._send_sms(Sms(reg.phone, sms_text)):
                 account, error = None, "the SMS with the initial password could not be sent"
+        officer_address = Address(reg.channel, reg.user_id)
+        out: list[Outbound] = []
+        if account is None:
+            if reg.provision_attempts == 0:  # the officer hears of the approval once, at once
+                out.append(Outbound(text("officer_approved_pending", lang, ref=reg.ref), to=officer_address))
+            if reviewer:
+                out.append(Outbound(text("review_provision_failed", reviewer_lang, ref=reg.ref, error=error),
+                                    to=reviewer))
+        else:
+            out.append(Outbound(text("officer_approved", lang, ref=reg.ref, school=reg.school_name,
+                                     username=account.username, url=account.sign_in_url), to=officer_address))
+            if reviewer:
+                out.append(Outbound(text("review_provisioned", reviewer_lang, ref=reg.ref, username=account.username),
+                                    to=reviewer))
         async with self.repo.transaction():
             reg = await self.repo.get_registration(registration_id)
             assert reg is not None
@@ -152,50 +170,25 @@ class Dispatcher:
                 reg.account_password_hash = account.initial_password and hash_password(account.initial_password)
                 await self.repo.add_audit(reg.id, now, "system", "provisioned", account.username)
             await self.repo.save_registration(reg, now)
+            rows = await self._enqueue(out, [], None, now)
+        self._committed(rows)
         if error:
             log.error("provisioning %s failed (attempt %d): %s", reg.ref, reg.provision_attempts, error)
-        officer_address = Address(reg.channel, reg.user_id)
-        out: list[Outbound] = []
-        if account is None:
-            if reg.provision_attempts == 1:  # the officer hears of the approval once, at once
-                out.append(Outbound(text("officer_approved_pending", lang, ref=reg.ref), to=officer_address))
-            if reviewer_lang:
-                out.append(Outbound(text("review_provision_failed", reviewer_lang, ref=reg.ref, error=error)))
-            return await self.reachable(out)
-        out.append(Outbound(text("officer_approved", lang, ref=reg.ref, school=reg.school_name,
-                                 username=account.username, url=account.sign_in_url), to=officer_address))
-        if reviewer_lang:
-            out.append(Outbound(text("review_provisioned", reviewer_lang, ref=reg.ref, username=account.username)))
-        return await self.reachable(out)
 
-    async def reachable(self, outbounds: list[Outbound]) -> list[Outbound]:
-        """Without the messages to users who blocked or unfollowed the bot (review chats stay)."""
-        kept = []
-        for message in outbounds:
-            if message.to is not None:
-                async with self.repo.transaction():
-                    conv = await self.repo.get_conversation(message.to.channel, message.to.id)
-                if conv is not None and conv.blocked:
-                    log.info("not sending to %s: unreachable", message.to)
-                    continue
-            kept.append(message)
-        return kept
-
-    async def retry_provisioning(self, max_attempts: int = 10) -> list[Outbound]:
-        """Try again the accounts that could not be made; the messages to deliver."""
+    async def retry_provisioning(self, max_attempts: int = 10) -> None:
+        """Try again the accounts that could not be made."""
         async with self.repo.transaction():
             waiting = await self.repo.to_provision(max_attempts, self.clock() - PROVISION_STALE)
-        out: list[Outbound] = []
         for reg in waiting:
-            out += await self.provision(reg.id)
+            await self.provision(reg.id)
             if reg.provision_attempts + 1 >= max_attempts:
                 log.error("giving up making the account of %s after %d attempts; see /show %s",
                           reg.ref, max_attempts, reg.ref)
-        return out
 
-    async def _turn(self, inbound: Inbound) -> Turn | Outbound | None:
-        """Load, handle and save one inbound in one transaction. None: a redelivery, skipped;
-        an Outbound: the apology after a failure (nothing of the turn was kept)."""
+    async def _turn(self, inbound: Inbound) -> tuple[Turn | None, list[OutboxRow], list[Outbound]]:
+        """Load, handle and save one inbound, and write what it sends, in one transaction.
+        (turn, rows, []) normally; (None, [], []) for a redelivery, skipped; (None, rows, apology)
+        after a failure (nothing of the turn was kept)."""
         lang = DEFAULT_LANGUAGE
         try:
             inspection = None
@@ -205,50 +198,98 @@ class Dispatcher:
             async with self.repo.transaction():
                 if inbound.event_id and await self.repo.event_seen(inbound.channel, inbound.event_id):
                     log.info("skipping redelivered %s event %s", inbound.channel, inbound.event_id)
-                    return None
+                    await self.repo.inbox_done(inbound.channel, inbound.event_id)
+                    return None, [], []
                 turn = await self._load(inbound)
                 turn.inspection = inspection
                 loaded, lang = turn.reg, turn.conv.lang
                 await conversation.handle(turn)
                 await self._save(turn, loaded)
-            return turn
+                rows = await self._enqueue(turn.replies, turn.sms, inbound, turn.now)
+            return turn, rows, []
         except Exception:
             log.exception(
                 "turn failed: %s:%s kind=%s event=%s", inbound.channel, inbound.user_id, inbound.kind, inbound.event_id
             )
-            return Outbound(text("internal_error", lang))
+        # Not retried: an event that breaks the turn would break it again. The officer is told,
+        # and the event leaves the inbox in the transaction that writes the apology.
+        apology = [Outbound(text("internal_error", lang))]
+        async with self.repo.transaction():
+            if inbound.event_id:
+                await self.repo.inbox_done(inbound.channel, inbound.event_id)
+            rows = await self._enqueue(apology, [], inbound, self.clock())
+        return None, rows, apology
 
-    async def mark_unreachable(self, channel: str, user_id: str) -> None:
+    async def _enqueue(
+        self, outbounds: list[Outbound], sms: list[Sms], inbound: Inbound | None, now: datetime,
+    ) -> list[OutboxRow]:
+        """Write messages into the outbox, inside the caller's transaction. Answers to the
+        inbound's chat may use its reply token; messages for users who blocked or unfollowed
+        the bot are not written (review chats always are)."""
+        rows: list[OutboxRow] = []
+        batches: dict[Address, str] = {}  # one batch per chat: sent together where the platform can
+        for message in outbounds:
+            if message.to is None:
+                assert inbound is not None, "a message with no recipient needs an inbound to answer"
+                to = inbound.chat
+            else:
+                to = message.to
+                conv = await self.repo.get_conversation(to.channel, to.id)
+                if conv is not None and conv.blocked:
+                    log.info("not sending to %s: unreachable", to)
+                    continue
+            answer = inbound is not None and to == inbound.chat
+            rows.append(OutboxRow(
+                to.channel, to.id, ANSWER if answer else NOTICE, batches.setdefault(to, uuid.uuid4().hex),
+                encode(message), replace_key=message.replace_key,
+                reply_token=inbound.reply_token if answer and inbound else None,
+                event_at=inbound.received_at if answer and inbound else None,
+            ))
+        for message in sms:
+            rows.append(OutboxRow(SMS, self.repo.phone_ref(message.phone),
+                                  ANSWER if message.otp_challenge_id else NOTICE, uuid.uuid4().hex,
+                                  encode_sms(message)))
+        return await self.repo.outbox.add(rows, now) if rows else []
+
+    async def mark_unreachable(self, channel: str, user_id: str, inbox_event: str | None = None) -> None:
         """The platform says this user blocked or left the bot: send them nothing more (broadcasts
         skip them) until they write again."""
         async with self.repo.transaction():
-            conv = await self.repo.get_conversation(channel, user_id)
-            if conv is not None and not conv.blocked:
-                conv.blocked = True
-                await self.repo.save_conversation(conv, self.clock())
+            if await self.repo.set_blocked(channel, user_id, self.clock()):
                 log.info("%s:%s is unreachable (blocked or unfollowed)", channel, user_id)
+            if inbox_event:
+                await self.repo.inbox_done(channel, inbox_event)
 
-    async def _send_sms(self, sms: Sms, now: datetime) -> bool:
+    async def sms_text(self, sms: Sms) -> str | None:
+        """The text of an SMS about to be sent; None when it is no longer worth sending (its
+        one-time code expired, was used or was replaced in the meantime)."""
+        if sms.otp_challenge_id is None:
+            return sms.text
+        async with self.repo.transaction():
+            challenge = await self.repo.get_otp(sms.otp_challenge_id)
+        return None if challenge is None else otp.sms_text(challenge, sms.lang, self.clock())
+
+    async def sms_not_sent(self, sms: Sms) -> None:
+        """The gateway gave up on an SMS. An undelivered code must not use up the officer's
+        limits, and the officer is told to ask for a new one."""
+        if sms.otp_challenge_id is None:
+            return
+        now = self.clock()
+        async with self.repo.transaction():
+            await self.repo.otp_send_failed(sms.otp_challenge_id, now)
+            notices = [Outbound(text("sms_failed", sms.lang), to=sms.notify)] if sms.notify else []
+            rows = await self._enqueue(notices, [], None, now)
+        self._committed(rows)
+
+    async def _send_sms(self, sms: Sms) -> bool:
+        """Straight to the gateway, for the one SMS that must not be written down: an initial
+        password. (If it cannot be sent, the account is made again later.)"""
         try:
             await self.sms.send(sms.phone, sms.text)
             return True
         except SmsError as e:
             log.error("SMS to %s failed: %s", mask_phone(sms.phone), e)
-        if sms.otp_challenge_id is not None:  # an undelivered code must not use up the officer's limits
-            async with self.repo.transaction():
-                await self.repo.otp_send_failed(sms.otp_challenge_id, now)
         return False
-
-    async def _rendered(self, reply: Outbound, lang: str) -> Outbound:
-        document = reply.document
-        if document is None or document.render is None:
-            return reply
-        try:
-            data = await asyncio.to_thread(document.render)
-        except Exception:
-            log.exception("rendering %s failed", document.filename)
-            return Outbound(text("letter_failed", lang), reply.choices, reply.to)
-        return replace(reply, document=replace(document, data=data, render=None))
 
     async def _load(self, inbound: Inbound) -> Turn:
         repo, now = self.repo, self.clock()
@@ -273,3 +314,4 @@ class Dispatcher:
             await self.repo.save_registration(reg, turn.now)
         if turn.inbound.event_id:
             await self.repo.record_event(turn.inbound.channel, turn.inbound.event_id, turn.now)
+            await self.repo.inbox_done(turn.inbound.channel, turn.inbound.event_id)

@@ -101,6 +101,9 @@ async def receive(
         return Invalid("letter_outdated", {"version": reg.letter_version})
     if await turn.repo.was_rejected(inspection.sha256):
         return Invalid("letter_already_rejected")
+    letters = await turn.repo.signed_letters_of(reg.id)
+    if reg.status == SUBMITTED and letters and letters[-1].sha256 == inspection.sha256:
+        return Invalid("letter_same_photo", {"ref": reg.ref})  # sent twice: nothing new to review
     assert turn.files is not None
     path = await asyncio.to_thread(turn.files.put, data)
     qr_status = "matched" if found else "unverified"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Kind(StrEnum):
@@ -81,6 +83,14 @@ class Inbound:
     group_id: str | None = None
     # The language the platform says the user prefers ("th", "en"), for a new user.
     language_hint: str | None = None
+    # The platform's token to answer this message with (LINE), and when the platform got it.
+    reply_token: str | None = None
+    received_at: datetime | None = None
+
+    @property
+    def chat(self) -> Address:
+        """Where answers go: the group it came from, or the sender's private chat."""
+        return Address(self.channel, self.group_id or self.user_id)
 
     @property
     def sender(self) -> Address:
@@ -117,18 +127,81 @@ class Document:
 
 @dataclass(frozen=True)
 class Outbound:
-    """One message to send. `to` is None for a reply to the sender of the inbound."""
+    """One message to send. `to` is None for a reply to the sender of the inbound.
+
+    `replace_key` names a message that has newer versions (a review card): a version not sent
+    yet is replaced by the newer one, and one already sent is edited where the platform can.
+    `edit_only`: send this version only as an edit (a card whose decision buttons go away)."""
 
     text: str
     choices: tuple[Choice, ...] = ()
     to: Address | None = None
     document: Document | None = None
+    replace_key: str | None = None
+    edit_only: bool = False
 
 
 @dataclass(frozen=True)
 class Sms:
-    """An SMS the dispatcher sends through the gateway once the turn is committed."""
+    """An SMS, sent through the gateway once the turn is committed (the outbox).
+
+    A one-time code is not written anywhere: its SMS names the challenge, and the text is made
+    from the challenge's secret when it is sent (and not at all once the code has expired)."""
 
     phone: str  # E.164
-    text: str = field(repr=False)  # may hold a one-time code: never printed in reprs or logs
-    otp_challenge_id: int | None = None  # the code it carries, released from the limits if sending fails
+    text: str = field(default="", repr=False)
+    otp_challenge_id: int | None = None  # the code it carries
+    lang: str = "th"
+    notify: Address | None = None  # told in chat when the code could not be sent
+
+
+# --- as stored in the outbox (JSON) ----------------------------------------------------
+
+def encode(message: Outbound) -> dict[str, Any]:
+    """What the outbox keeps of a message: no file bytes (a document is named by its link and
+    made again when sent), no recipient (the outbox row has it)."""
+    data: dict[str, Any] = {"text": message.text, "choices": [[c.label, c.payload, c.action] for c in message.choices]}
+    if message.document is not None:
+        d = message.document
+        data["document"] = {"filename": d.filename, "mime_type": d.mime_type, "link": list(d.link or ()),
+                            "link_label": d.link_label}
+    if message.edit_only:
+        data["edit_only"] = True
+    return data
+
+
+def decode(data: dict[str, Any], replace_key: str | None = None) -> Outbound:
+    document = None
+    if (d := data.get("document")) is not None:
+        link = tuple(d["link"]) if d.get("link") else None
+        document = Document(d["filename"], mime_type=d["mime_type"], link=link,  # type: ignore[arg-type]
+                            link_label=d.get("link_label", ""))
+    return Outbound(data["text"], tuple(Choice(*c) for c in data.get("choices", ())), document=document,
+                    replace_key=replace_key, edit_only=bool(data.get("edit_only")))
+
+
+def encode_sms(sms: Sms) -> dict[str, Any]:
+    return {"phone": sms.phone, "text": sms.text, "otp": sms.otp_challenge_id, "lang": sms.lang,
+            "notify": str(sms.notify) if sms.notify else None}
+
+
+def decode_sms(data: dict[str, Any]) -> Sms:
+    notify = Address.parse(data["notify"]) if data.get("notify") else None
+    return Sms(data["phone"], data.get("text") or "", data.get("otp"), data.get("lang") or "th", notify)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """`text` in pieces of at most `limit` characters, cut at line ends where it can be, else
+    at spaces, else anywhere: a long message is sent whole, in several parts, never cut off."""
+    parts: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit + 1)
+        if cut <= 0:
+            cut = text.rfind(" ", 0, limit + 1)
+        if cut <= 0:
+            cut = limit
+        parts.append(text[:cut].rstrip())
+        text = text[cut:].lstrip("\n ")
+    if text or not parts:
+        parts.append(text)
+    return parts

@@ -17,6 +17,8 @@ from handlers.messages import Sms
 from handlers.normalize import compact_number
 from handlers.turn import Turn
 from handlers.validation import Invalid, mask_phone
+from storage import OtpChallenge
+from templates import text
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +63,18 @@ async def request_code(turn: Turn, phone: str) -> Invalid | None:
         phone, secret, turn.conv.channel, turn.conv.user_id, now, expires_at=now + policy.ttl
     )
     turn.challenge = challenge
-    minutes = int(policy.ttl.total_seconds() // 60)
-    turn.sms.append(Sms(phone, turn.t("sms_otp", code=pyotp.HOTP(secret).at(0), minutes=minutes), challenge.id))
+    turn.sms.append(Sms(phone, otp_challenge_id=challenge.id, lang=turn.conv.lang, notify=turn.inbound.sender))
     log.info("OTP %d issued to %s", challenge.id, mask_phone(phone))
     return None
+
+
+def sms_text(challenge: OtpChallenge, lang: str, now: datetime) -> str | None:
+    """The SMS that carries a code, made when it is sent (the code is never stored); None once
+    the code is used, replaced or expired: an SMS delayed by a restart is not worth sending then."""
+    if challenge.closed_at is not None or now >= challenge.expires_at:
+        return None
+    minutes = max(1, math.ceil((challenge.expires_at - now).total_seconds() / 60))
+    return text("sms_otp", lang, code=pyotp.HOTP(challenge.secret).at(0), minutes=minutes)
 
 
 async def check_code(turn: Turn, typed: str) -> Invalid | None:

@@ -9,8 +9,6 @@ second reviewer reads the first decision and is told who made it and when).
 
 from __future__ import annotations
 
-import asyncio
-
 from handlers import validation as v
 from handlers.letter import full_name
 from handlers.messages import Address, Choice, Document, Outbound, Sms
@@ -115,18 +113,38 @@ async def show(turn: Turn, ref: str) -> None:
     latest = letters[-1] if letters else None
     turn.replies.append(Outbound(f"{card}\n\n{turn.t('review_history', lines=history)}",
                                  tuple(_decision_buttons(turn, reg, latest)),
-                                 document=await _photo(turn, reg, letters[-1]) if letters else None))
+                                 document=_photo(reg, letters[-1]) if letters else None))
+
+
+def card_key(reg: Registration) -> str:
+    """One card per registration in each review chat: a newer version replaces it."""
+    return f"card:{reg.id}"
 
 
 async def announce(turn: Turn, reg: Registration, letter: SignedLetter) -> None:
-    """A new submission, to every review chat: the card, the signed photo, the buttons."""
+    """A submission, to every review chat: the card, the signed photo, the buttons. A newer
+    photo replaces the card (edited where the platform can) rather than adding one."""
     if not turn.settings.review_chats:
         return
     card = await _card(turn, reg, letter, lang="th")
-    photo = await _photo(turn, reg, letter)
+    photo = _photo(reg, letter)
     buttons = tuple(_decision_buttons(turn, reg, letter, lang="th"))
     for chat in turn.settings.review_chats:
-        turn.replies.append(Outbound(card, buttons, to=chat, document=photo))
+        turn.replies.append(Outbound(card, buttons, to=chat, document=photo, replace_key=card_key(reg)))
+
+
+async def _close_cards(turn: Turn, reg: Registration, letter: SignedLetter | None) -> None:
+    """After a decision, the cards in the review chats say it and lose their buttons (where the
+    platform can edit a message; elsewhere a late press is told who decided)."""
+    if not turn.settings.review_chats:
+        return
+    card = await _card(turn, reg, letter, lang="th")
+    outcome = text("review_card_decided", "th", decision=text(f"status_name_{reg.status}", "th"), who=turn.actor,
+                   when=turn.when(turn.now), reason=reason_text(reg.reject_reason or "", "th") or "-")
+    photo = _photo(reg, letter) if letter else None
+    for chat in turn.settings.review_chats:
+        turn.replies.append(Outbound(f"{card}\n{outcome}", to=chat, document=photo, replace_key=card_key(reg),
+                                     edit_only=True))
 
 
 async def _card(turn: Turn, reg: Registration, letter: SignedLetter | None, lang: str | None = None) -> str:
@@ -151,13 +169,11 @@ async def _card(turn: Turn, reg: Registration, letter: SignedLetter | None, lang
     )
 
 
-async def _photo(turn: Turn, reg: Registration, letter: SignedLetter) -> Document | None:
-    if turn.files is None:
-        return None
-    data = await asyncio.to_thread(turn.files.get, letter.path)
+def _photo(reg: Registration, letter: SignedLetter) -> Document:
+    """The signed letter, by reference: its bytes are read when the message is sent."""
     extension = {"application/pdf": "pdf", "image/png": "png", "image/webp": "webp", "image/heic": "heic"}
     name = f"signed-{reg.ref}.{extension.get(letter.mime_type, 'jpg')}"
-    return Document(name, data, letter.mime_type or "image/jpeg", link=("signed", letter.id, 0))
+    return Document(name, mime_type=letter.mime_type or "image/jpeg", link=("signed", letter.id, 0))
 
 
 def _decision_buttons(
@@ -230,6 +246,7 @@ async def decide(
         if reg.phone:
             turn.sms.append(Sms(reg.phone, text("sms_rejected", officer_lang, ref=reg.ref, reason=shown)))
     await turn.repo.save_registration(reg, turn.now)
+    await _close_cards(turn, reg, letters[-1] if letters else None)
     turn.say("review_approved" if approve else "review_rejected", ref=reg.ref, school=reg.school_name,
              reason=reason_text(reason or "", turn.conv.lang))
 

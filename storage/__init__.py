@@ -2,10 +2,10 @@
 
 from storage.crypto import Crypto
 from storage.files import UploadStore
-from storage.models import Conversation, OtpChallenge, PhoneGuard, Registration, School, SignedLetter
+from storage.models import Conversation, OtpChallenge, OutboxRow, PhoneGuard, Registration, School, SignedLetter
 from storage.sqlite import Repository
 
 __all__ = [
-    "Conversation", "Crypto", "OtpChallenge", "PhoneGuard", "Registration", "Repository", "School", "SignedLetter",
-    "UploadStore",
+    "Conversation", "Crypto", "OtpChallenge", "OutboxRow", "PhoneGuard", "Registration", "Repository", "School",
+    "SignedLetter", "UploadStore",
 ]

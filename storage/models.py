@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 # Statuses of a registration (DESIGN.md): draft → letter_issued → submitted → approved | rejected,
 # or cancelled.
@@ -113,3 +114,25 @@ class SignedLetter:
     received_at: datetime
     rejected_at: datetime | None = None
     reject_reason: str | None = None
+
+
+# Outbox priorities: an officer's answer is never queued behind someone else's traffic.
+ANSWER, NOTICE, BROADCAST = 0, 1, 2
+
+
+@dataclass
+class OutboxRow:
+    """One message to send, as stored in the outbox. `payload` is the message as JSON-ready data
+    (handlers/messages.py encodes and decodes it); the repository encrypts it on disk."""
+
+    channel: str
+    chat_id: str
+    priority: int
+    batch: str
+    payload: dict[str, Any]
+    replace_key: str | None = None
+    reply_token: str | None = None
+    event_at: datetime | None = None
+    id: int = 0  # given by the outbox when the row is written
+    idem_key: str = ""
+    created_at: datetime | None = None

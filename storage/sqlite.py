@@ -1,43 +1,32 @@
-"""The repository: every query the project makes, over one aiosqlite connection.
+"""The repository: every query about conversations, registrations, codes and the directory.
 
-All access goes through `async with repo.transaction():`. One connection serves the whole
-process, so two coroutines must never interleave statements inside one transaction: the
-transaction holds a lock for its whole length, and every method refuses to run outside one.
-Turns are short (a few statements, no network), so one writer at a time is ample for the
-load this bot sees; WAL lets readers in other processes (the CLI) work alongside.
+All access goes through `async with repo.transaction():` (storage/database.py: one block at a
+time, committed in groups); every method refuses to run outside one. What is to be sent lives
+in `repo.outbox` (storage/outbox.py), written in the same transactions.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
 import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib import resources
+from datetime import datetime
 from pathlib import Path
 
-import aiosqlite
-
 from storage.crypto import Crypto
+from storage.database import Database
+from storage.database import dt as _dt
+from storage.database import ts as _ts
 from storage.models import Conversation, OtpChallenge, PhoneGuard, Registration, School, SignedLetter
+from storage.outbox import OutboxStore
 
 log = logging.getLogger(__name__)
 
 # Crockford's alphabet without I, L, O, U: a reference read aloud on the phone survives.
 _REF_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def _ts(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _dt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
 
 
 def new_reference() -> str:
@@ -53,75 +42,26 @@ class AuditEvent:
     detail: str
 
 
-class OutsideTransaction(RuntimeError):
-    """A repository method was called without `async with repo.transaction()`: a bug."""
-
-
 class Repository:
-    def __init__(self, db: aiosqlite.Connection, crypto: Crypto) -> None:
+    def __init__(self, db: Database, crypto: Crypto) -> None:
         self._db = db
         self._crypto = crypto
-        self._lock = asyncio.Lock()
-        # Set only in the task (context) that holds the transaction: another coroutine calling
-        # in meanwhile must not slip its statements into someone else's transaction.
-        self._in_transaction: contextvars.ContextVar[bool] = contextvars.ContextVar("in_transaction", default=False)
-
-    # --- lifecycle ---------------------------------------------------------------------
+        self._execute, self._one, self._all = db.execute, db.one, db.all
+        self.outbox = OutboxStore(db, crypto)
 
     @classmethod
     async def open(cls, path: Path | str, crypto: Crypto) -> Repository:
         """Open (creating if needed) the database and apply pending migrations."""
-        db = await aiosqlite.connect(path, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before the reply that acknowledges it is sent.
-        await db.execute("PRAGMA synchronous=FULL")
-        await db.execute("PRAGMA foreign_keys=ON")
-        await db.execute("PRAGMA busy_timeout=10000")
-        await _migrate(db)
-        return cls(db, crypto)
+        return cls(await Database.open(path), crypto)
 
     async def close(self) -> None:
         await self._db.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Repository]:
-        """One atomic unit of work: committed when the block ends, rolled back on any error
-        (a failed COMMIT included: a full disk must not leave the connection stuck mid-transaction)."""
-        if self._in_transaction.get():
-            raise RuntimeError("transactions do not nest")
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            token = self._in_transaction.set(True)
-            try:
-                yield self
-                await self._db.execute("COMMIT")
-            except BaseException:
-                await self._rollback()
-                raise
-            finally:
-                self._in_transaction.reset(token)
-
-    async def _rollback(self) -> None:
-        if not self._db.in_transaction:  # SQLite already rolled back (some errors do that)
-            return
-        try:
-            await self._db.execute("ROLLBACK")
-        except Exception:  # keep the original error: it says what went wrong
-            log.exception("ROLLBACK failed")
-
-    async def _execute(self, sql: str, params: Iterable[object] = ()) -> aiosqlite.Cursor:
-        if not self._in_transaction.get():
-            raise OutsideTransaction(sql.split()[0])
-        return await self._db.execute(sql, tuple(params))
-
-    async def _one(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Row | None:
-        cursor = await self._execute(sql, params)
-        return await cursor.fetchone()
-
-    async def _all(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
-        cursor = await self._execute(sql, params)
-        return list(await cursor.fetchall())
+        """One atomic unit of work: committed (durably) when the block ends, rolled back on any error."""
+        async with self._db.transaction():
+            yield self
 
     # --- redelivery guard --------------------------------------------------------------
 
@@ -195,6 +135,18 @@ class Repository:
                 int(conv.editing), int(conv.confirm_cancel), conv.otp_challenge_id, int(conv.blocked), _ts(now),
             ),
         )
+
+    async def set_blocked(self, channel: str, user_id: str, at: datetime) -> bool:
+        """Mark a user who blocked or unfollowed the bot; False when there was nothing to change."""
+        cursor = await self._execute(
+            "UPDATE conversations SET blocked = 1, updated_at = ? WHERE channel = ? AND user_id = ? AND blocked = 0",
+            (_ts(at), channel, user_id),
+        )
+        return cursor.rowcount == 1
+
+    def phone_ref(self, phone: str) -> str:
+        """A phone number as the outbox names an SMS recipient: a keyed hash, never the number."""
+        return self._crypto.index("phone", phone)[:24]
 
     # --- registrations -----------------------------------------------------------------
 
@@ -543,53 +495,3 @@ class Repository:
             )
             count += 1
         return count
-
-
-# --- migrations ----------------------------------------------------------------------
-
-
-def _migration_files() -> list[tuple[int, str, str]]:
-    """(number, name, sql) of every `NNNN_name.sql` in storage/migrations, in order."""
-    found = []
-    for entry in resources.files("storage.migrations").iterdir():
-        if entry.name.endswith(".sql"):
-            number = int(entry.name.split("_", 1)[0])
-            found.append((number, entry.name, entry.read_text(encoding="utf-8")))
-    numbers = [n for n, _, _ in found]
-    if len(set(numbers)) != len(numbers):
-        raise RuntimeError(f"two migrations share a number: {sorted(numbers)}")
-    return sorted(found)
-
-
-def _statements(sql: str) -> Iterable[str]:
-    buffer = ""
-    for line in sql.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            yield buffer
-            buffer = ""
-    if buffer.strip() and not all(part.strip().startswith("--") for part in buffer.strip().splitlines()):
-        raise RuntimeError("migration ends with an incomplete statement")
-
-
-async def _migrate(db: aiosqlite.Connection) -> None:
-    """Apply, in order and each in its own transaction, the migrations not applied yet."""
-    await db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)"
-    )
-    for number, name, sql in _migration_files():
-        await db.execute("BEGIN IMMEDIATE")  # another process may be migrating the same file
-        try:
-            cursor = await db.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (number,))
-            if await cursor.fetchone() is None:
-                for statement in _statements(sql):
-                    await db.execute(statement)
-                await db.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (number, name, _ts(datetime.now(UTC))),
-                )
-                log.info("applied migration %s", name)
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
-        await db.execute("COMMIT")

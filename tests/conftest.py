@@ -8,7 +8,7 @@ from handlers.dispatch import Dispatcher
 from handlers.turn import CoreSettings
 from storage import Crypto, Repository, UploadStore
 from tests.fakes.sms import RecordingSmsGateway
-from tests.helpers import Clock, Officer
+from tests.helpers import Clock, Officer, stop_delivery
 
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 
@@ -46,8 +46,10 @@ def files(tmp_path, crypto) -> UploadStore:
 
 
 @pytest.fixture
-def dispatcher(repo, settings, sms, files, clock) -> Dispatcher:
-    return Dispatcher(repo, settings, sms, files, clock=clock)
+async def dispatcher(repo, settings, sms, files, clock) -> AsyncIterator[Dispatcher]:
+    dispatcher = Dispatcher(repo, settings, sms, files, clock=clock)
+    yield dispatcher
+    await stop_delivery(dispatcher)  # before the repository closes
 
 
 @pytest.fixture

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import asyncio
+import weakref
+from collections.abc import Awaitable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
+from bot.delivery import Delivery
+from bot.letter_files import LetterFiles
+from bot.links import LetterLinks
+from bot.sms import SmsSender
 from handlers.dispatch import Dispatcher
-from handlers.messages import Attachment, Inbound, Kind, Outbound
+from handlers.messages import Address, Attachment, Inbound, Kind, Outbound
 from handlers.validation import thai_mobile
 from templates import text as t
+from tests.fakes.chat import RecordingChat
 from tests.fakes.sms import RecordingSmsGateway
 
 _event_ids = count(1)
@@ -41,6 +49,83 @@ class Clock:
         self.now += timedelta(**delta)
 
 
+_deliveries: weakref.WeakKeyDictionary[Dispatcher, tuple[Delivery, RecordingChat, asyncio.Task[None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def delivery_of(dispatcher: Dispatcher) -> tuple[Delivery, RecordingChat]:
+    """The real delivery of the outbox for a core dispatcher: SMS to its gateway, chat messages
+    to a recording chat platform. Made and started on first use."""
+    if dispatcher not in _deliveries:
+        links = LetterLinks(dispatcher.settings.seal_key, timedelta(days=7))
+        chat = RecordingChat(LetterFiles(dispatcher.repo, dispatcher.settings.seal_key, links, dispatcher.clock,
+                                         dispatcher.files))
+        delivery = Delivery(dispatcher.repo, ManualTimer(dispatcher.clock().timestamp()))
+        sms = SmsSender(dispatcher.sms, dispatcher)
+        delivery.add_sender(sms, on_refused=sms.refused)
+        delivery.add_sender(chat)
+        dispatcher.on_commit = delivery.take
+        _deliveries[dispatcher] = (delivery, chat, asyncio.ensure_future(delivery.start()))
+    delivery, chat, started = _deliveries[dispatcher]
+    await started
+    return delivery, chat
+
+
+async def stop_delivery(dispatcher: Dispatcher) -> None:
+    if dispatcher in _deliveries:
+        delivery, _, started = _deliveries.pop(dispatcher)
+        await started
+        await delivery.stop()
+
+
+async def delivered(dispatcher: Dispatcher, action: Awaitable[object], own: Address | None = None) -> list[Outbound]:
+    """Await `action` and deliver what it sent; the messages delivered, in the order they were
+    written (`to` None for those to the chat `own`)."""
+    delivery, chat = await delivery_of(dispatcher)
+    before = len(chat.delivered)
+    await action
+    await delivery.idle()
+    return [message if message.to != own else replace(message, to=None)
+            for _, message in sorted(chat.delivered[before:], key=lambda d: d[0])]
+
+
+async def handled(dispatcher: Dispatcher, inbound: Inbound) -> list[Outbound]:
+    """Handle `inbound` and deliver what it sent (`to` None for the answers to its chat)."""
+    return await delivered(dispatcher, dispatcher.handle(inbound), inbound.chat)
+
+
+class ManualTimer:
+    """The delivery's clock, moved by the test: `wait` returns when its event is set or when
+    `advance` has moved past its deadline. Nothing sleeps."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.t = start
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def wait(self, event: asyncio.Event, timeout: float | None) -> None:
+        if timeout is None:
+            await event.wait()
+            return
+        entry = (self.t + timeout, asyncio.get_running_loop().create_future())
+        self._sleepers.append(entry)
+        waiter = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({entry[1], waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            self._sleepers.remove(entry)
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+        for deadline, future in self._sleepers:
+            if deadline <= self.t and not future.done():
+                future.set_result(None)
+
+
 @dataclass
 class Officer:
     dispatcher: Dispatcher
@@ -53,7 +138,7 @@ class Officer:
     async def send(self, kind: Kind = Kind.TEXT, **fields: object) -> list[Outbound]:
         fields.setdefault("event_id", f"ev-{next(_event_ids)}")
         inbound = Inbound(self.channel, self.user_id, kind, **fields)  # type: ignore[arg-type]
-        self.replies = await self.dispatcher.handle(inbound)
+        self.replies = await handled(self.dispatcher, inbound)
         return self.replies
 
     async def say(self, text: str) -> list[Outbound]:

@@ -84,7 +84,8 @@ def walk_to_otp(chat: Chat) -> str:
         chat.send(answer)
         chat.wait_for(step(next_step))
     chat.send("081-234-5678")
-    printed = chat.wait_for(step(9))
+    # The question and the SMS come from different senders: in either order.
+    printed = chat.wait_for(rf"(?s)(?=.*{step(9)})(?=.*📱 SMS → 081-234-5678: .*?\d{{6}})")
     return re.search(r"📱 SMS → 081-234-5678: .*?(\d{6})", printed).group(1)  # type: ignore[union-attr]
 
 

@@ -9,7 +9,7 @@ from handlers.dispatch import KeyedLocks
 from handlers.messages import Attachment, Inbound, Kind
 from handlers.steps import STEPS, TOTAL_STEPS, State
 from templates import text as t
-from tests.helpers import ANSWERS, Officer
+from tests.helpers import ANSWERS, Officer, delivery_of
 
 
 async def test_a_redelivered_event_is_processed_once(officer: Officer, dispatcher):
@@ -43,6 +43,7 @@ async def test_many_messages_from_one_user_at_once_run_in_order(officer: Officer
         Inbound("test", officer.user_id, Kind.TEXT, text=a, event_id=f"burst-{i}") for i, a in enumerate(answers)
     ]
     results = await asyncio.gather(*(dispatcher.handle(i) for i in inbounds))
+    await (await delivery_of(dispatcher))[0].idle()
     # Each answer was taken at its own step: each reply asks the question after it.
     following = ["ask_school_name", "ask_province", "ask_old_tsl", "ask_old_kiddiary", "ask_officer_name",
                  "ask_national_id", "ask_phone"]

@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,15 @@ import pytest
 from bot import web
 from bot.app import App, open_app
 from bot.config import load_config
-from bot.letter_files import LetterFiles
 from bot.line import LineChannel
-from bot.links import LetterLinks
-from handlers.messages import Choice, Outbound
+from handlers.messages import Choice, Outbound, encode
+from storage import OutboxRow
+from storage.models import ANSWER
 from templates import letter
 from templates import text as t
 from tests.fakes.line_api import ACCESS_TOKEN, CHANNEL_SECRET, FakeLine, webhook_body
 from tests.fakes.sms import RecordingSmsGateway
-from tests.helpers import Clock
+from tests.helpers import Clock, ManualTimer
 from tests.test_signed_letter import phone_photo
 
 _ids = itertools.count(1)
@@ -41,6 +40,7 @@ class Harness:
     sms: RecordingSmsGateway
     url: str
     clock: Clock
+    timer: ManualTimer  # the delivery's: retries and backoff wait for the test to move it
 
     async def post(self, body: str, signature: str | None) -> int:
         headers = {"Content-Type": "application/json"}
@@ -54,8 +54,27 @@ class Harness:
     async def deliver(self, *events: dict[str, Any]) -> int:
         body = webhook_body(*events)
         status = await self.post(body, FakeLine.sign(body))
-        await self.channel.idle()
+        await self.settle()
         return status
+
+    async def settle(self) -> None:
+        """Until every event taken in is handled and every answer due is sent."""
+        await self.channel.idle()
+        await self.app.delivery.idle()
+
+    async def later(self, seconds: float) -> None:
+        """Move the delivery's clock on, and let what is due by then go."""
+        self.timer.advance(seconds)
+        await self.settle()
+
+    async def answer(self, to: str, replies: list[Outbound], reply_token: str | None) -> None:
+        """`replies` written to the outbox as the answer to a message just received, and sent."""
+        rows = [OutboxRow("line", to, ANSWER, "batch-1", encode(r), reply_token=reply_token, event_at=self.clock())
+                for r in replies]
+        async with self.app.repo.transaction():
+            rows = await self.app.repo.outbox.add(rows, self.clock())
+        self.app.delivery.take(rows)
+        await self.settle()
 
     async def get(self, path: str) -> tuple[int, bytes, str]:
         async with aiohttp.ClientSession() as session, session.get(path) as response:
@@ -74,19 +93,21 @@ async def running(tmp_path: Path) -> AsyncIterator[Harness]:
     }, dotenv=None)
     sms, clock = RecordingSmsGateway(), Clock()
     clock.now = clock.now.fromtimestamp(time.time(), clock.now.tzinfo)  # reply tokens are judged by real time
-    async with open_app(config, sms) as app:
+    timer = ManualTimer(time.time())
+    async with open_app(config, sms, timer=timer) as app:
         await asyncio.to_thread(letter.prepare)
-        key = app.dispatcher.settings.seal_key
-        links = LetterLinks(key, timedelta(days=7))
-        channel = LineChannel(app.config, app.dispatcher, app.repo, links, clock=clock)
-        letters = LetterFiles(app.repo, key, links, clock)
-        runner = await web.serve(web.make_app(line=channel, letters=letters), "127.0.0.1", 0)
+        channel = LineChannel(app.config, app.dispatcher, app.repo, app.links, clock=clock)
+        app.letters.clock = clock
+        runner = await web.serve(web.make_app(line=channel, letters=app.letters), "127.0.0.1", 0)
         port = runner.addresses[0][1]
         channel.public_url = f"http://127.0.0.1:{port}"  # the port is known only now
+        app.delivery.add_sender(channel)
         await channel.start()
+        await app.delivery.start()
         try:
-            yield Harness(fake, channel, app, sms, f"http://127.0.0.1:{port}", clock)
+            yield Harness(fake, channel, app, sms, f"http://127.0.0.1:{port}", clock, timer)
         finally:
+            await app.delivery.stop()
             await channel.stop()
             await runner.cleanup()
             await fake.stop()
@@ -173,7 +194,6 @@ async def register_until_letter(user: User) -> list[dict[str, Any]]:
 async def test_a_whole_registration_from_follow_to_the_signed_photo(line: Harness):
     user = User(line)
     messages = await register_until_letter(user)
-    assert line.fake.sent("/v2/bot/chat/loading/start")  # making the letter shows the loading animation
     image = next(m for m in messages if m["type"] == "image")
     template = next(m for m in messages if m["type"] == "template")
     [button] = template["template"]["actions"]
@@ -187,6 +207,7 @@ async def test_a_whole_registration_from_follow_to_the_signed_photo(line: Harnes
         assert (status, kind) == (200, "image/jpeg") and jpeg[:3] == b"\xff\xd8\xff" and len(jpeg) < limit
 
     messages = await user.image(phone_photo(pdf))
+    assert line.fake.sent("/v2/bot/chat/loading/start")  # reading the photo shows the loading animation
     assert "คิวอาร์โค้ดตรงกับการลงทะเบียน" in texts(messages)
     async with line.app.repo.transaction():
         [reg] = await line.app.repo.registrations_of("line", user.id)
@@ -253,6 +274,7 @@ async def test_a_failed_push_is_retried_with_the_same_key(line: Harness):
     line.fake.expire_reply_tokens()
     line.fake.fail("/v2/bot/message/push", 500)
     await user.send(event)
+    await line.later(2)  # the backoff
     pushes = [r for r in line.fake.requests if r.path == "/v2/bot/message/push"]
     assert [p.status for p in pushes] == [500, 200]
     assert pushes[0].headers["X-Line-Retry-Key"] == pushes[1].headers["X-Line-Retry-Key"]
@@ -264,6 +286,7 @@ async def test_flood_limits_on_push_are_retried_with_the_same_key(line: Harness)
     line.fake.expire_reply_tokens()
     line.fake.fail("/v2/bot/message/push", 429)
     await user.send(event)
+    await line.later(2)  # the backoff
     pushes = [r for r in line.fake.requests if r.path == "/v2/bot/message/push"]
     assert [p.status for p in pushes] == [429, 200]
     assert len({p.headers["X-Line-Retry-Key"] for p in pushes}) == 1
@@ -275,6 +298,7 @@ async def test_a_push_already_accepted_under_its_key_is_not_sent_again(line: Har
     line.fake.expire_reply_tokens()
     line.fake.lost_answers.append(504)  # the push went through, but the answer was lost
     await user.send(event)
+    await line.later(2)  # the backoff
     statuses = [r.status for r in line.fake.requests if r.path == "/v2/bot/message/push"]
     assert statuses == [504, 409]  # the retry is refused as a repeat: delivered once, and not retried again
 
@@ -306,7 +330,7 @@ async def test_health(line: Harness):
 async def test_more_than_five_messages_go_in_several_requests(line: Harness):
     user = User(line)
     replies = [Outbound(f"ข้อความ {n}") for n in range(7)]
-    await line.channel.send(user.id, replies, line.fake.reply_token(), line.clock())
+    await line.answer(user.id, replies, line.fake.reply_token())
     sizes = [(r.path.rsplit("/", 1)[-1], len(r.body["messages"])) for r in line.fake.sent()]
     assert sizes == [("reply", 5), ("push", 2)]
 
@@ -314,7 +338,7 @@ async def test_more_than_five_messages_go_in_several_requests(line: Harness):
 async def test_quick_replies_fit_lines_limits(line: Harness):
     user = User(line)
     choices = tuple(Choice(f"ตัวเลือกที่ยาวมากเกินยี่สิบตัวอักษร {n}", f"p{n}") for n in range(15))
-    await line.channel.send(user.id, [Outbound("เลือก", choices)], line.fake.reply_token(), line.clock())
+    await line.answer(user.id, [Outbound("เลือก", choices)], line.fake.reply_token())
     actions = quick(line.fake.messages())
     assert len(actions) == 13 and all(len(a["label"]) <= 20 for a in actions)
     assert actions[0]["data"] == "p0" and actions[0]["displayText"] == choices[0].label
@@ -415,7 +439,7 @@ async def test_an_event_acknowledged_before_a_crash_is_handled_at_the_next_start
         async with first.app.repo.transaction():  # acknowledged and kept, then the process died
             await first.app.repo.inbox_add("line", event["webhookEventId"], json.dumps(event), first.clock())
     async with running(tmp_path) as second:
-        await second.channel.idle()
+        await second.settle()
         assert t("greeting", "th").splitlines()[0] in texts(second.fake.messages())
         async with second.app.repo.transaction():
             assert await second.app.repo.inbox_pending("line") == []

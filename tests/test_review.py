@@ -15,7 +15,7 @@ from handlers.messages import Address, Kind
 from handlers.provisioning import SchoolCodeProvisioner
 from templates import text as t
 from tests.fakes.http_service import FakeService
-from tests.helpers import Officer
+from tests.helpers import Officer, delivered
 from tests.test_signed_letter import at_letter_step, letter_pdf, phone_photo, send, without_qr
 
 REVIEW_CHAT = Address("test", "review-group")
@@ -313,12 +313,12 @@ async def test_a_provisioning_failure_stays_approved_visible_and_is_retried(revi
     assert (reg.status, reg.provision_status, reg.account_username) == ("approved", "failed", None)
     await reviewer.say(f"/show {ref}")
     assert "provision_failed" in reviewer.text  # visible to the reviewers
-    retried = await reviewing.retry_provisioning()
+    retried = await delivered(reviewing, reviewing.retry_provisioning())
     [told] = [r for r in retried if r.to == Address(officer.channel, officer.user_id)]
     assert "nongbua01" in told.text
     reg = await stored(reviewing, ref)
     assert (reg.provision_status, reg.account_username, reg.provision_attempts) == ("done", "nongbua01", 2)
-    assert await reviewing.retry_provisioning() == []  # nothing left to do
+    assert await delivered(reviewing, reviewing.retry_provisioning()) == []  # nothing left to do
 
 
 async def test_an_undelivered_password_sms_means_the_account_is_made_again(reviewing, sms):

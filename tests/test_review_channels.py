@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,7 @@ import pytest
 from bot import web
 from bot.app import open_app
 from bot.config import load_config
-from bot.letter_files import LetterFiles
 from bot.line import LineChannel
-from bot.links import LetterLinks
-from bot.router import Router
 from bot.telegram import TelegramChannel
 from templates import letter
 from templates import text as t
@@ -26,7 +22,7 @@ from tests import test_line, test_telegram
 from tests.fakes.line_api import ACCESS_TOKEN, CHANNEL_SECRET, FakeLine
 from tests.fakes.sms import RecordingSmsGateway
 from tests.fakes.telegram_api import FakeTelegram
-from tests.helpers import Clock
+from tests.helpers import Clock, ManualTimer
 from tests.test_signed_letter import phone_photo
 
 TELEGRAM_GROUP = -100777
@@ -57,25 +53,25 @@ async def running(tmp_path: Path) -> AsyncIterator[Both]:
     }, dotenv=None)
     sms, clock = RecordingSmsGateway(), Clock()
     clock.now = clock.now.fromtimestamp(time.time(), clock.now.tzinfo)
-    async with open_app(config, sms) as app:
+    timer = ManualTimer(time.time())
+    async with open_app(config, sms, timer=timer) as app:
         await asyncio.to_thread(letter.prepare)
-        key = app.dispatcher.settings.seal_key
-        links = LetterLinks(key, timedelta(days=7))
-        telegram = TelegramChannel(app.config, app.dispatcher, poll_timeout=1)
-        line = LineChannel(app.config, app.dispatcher, app.repo, links, clock=clock)
-        letters = LetterFiles(app.repo, key, links, clock, app.files)
-        runner = await web.serve(web.make_app(telegram, line, letters), "127.0.0.1", 0)
+        telegram = TelegramChannel(app.config, app.dispatcher, app.letters, poll_timeout=1)
+        telegram.policy = test_telegram.UNPACED
+        line = LineChannel(app.config, app.dispatcher, app.repo, app.links, clock=clock)
+        app.letters.clock = clock
+        runner = await web.serve(web.make_app(telegram, line, app.letters), "127.0.0.1", 0)
         url = f"http://127.0.0.1:{runner.addresses[0][1]}"
         line.public_url = url
-        router = Router()
-        for name, channel in (("telegram", telegram), ("line", line)):
-            router.register(name, channel.push)
-            channel.router = router
+        for channel in (telegram, line):
+            app.delivery.add_sender(channel)
             await channel.start()
+        await app.delivery.start()
         try:
             yield Both(test_telegram.Harness(tg_fake, telegram, app, sms, "webhook", url),
-                       test_line.Harness(line_fake, line, app, sms, url, clock), sms)
+                       test_line.Harness(line_fake, line, app, sms, url, clock, timer), sms)
         finally:
+            await app.delivery.stop()
             await telegram.stop()
             await line.stop()
             await runner.cleanup()
@@ -137,10 +133,11 @@ async def test_a_line_officer_is_approved_by_a_reviewer_in_a_telegram_group(both
     stranger = {"id": 4040404, "is_bot": False, "first_name": "ครูอื่น"}
     await both.telegram.deliver({"update_id": both.telegram.fake.next_update_id(),
                                  "callback_query": {**press, "id": "cq-x", "from": stranger}})
+    await both.line.settle()
     assert t("review_not_reviewer", "th") in texts_to(both, TELEGRAM_GROUP)
     assert both.telegram.fake.sent("editMessageReplyMarkup") == []
     await both.telegram.deliver({"update_id": both.telegram.fake.next_update_id(), "callback_query": press})
-    await both.line.channel.idle()
+    await both.line.settle()
     to_group = [c.params.get("text", "") for c in both.telegram.fake.sent("sendMessage")
                 if int(c.params["chat_id"]) == TELEGRAM_GROUP]
     assert any(t("review_provisioned", "th", ref=ref, username="sch1054530001") in x for x in to_group)

@@ -11,7 +11,7 @@ from handlers.dispatch import Dispatcher
 from handlers.steps import TOTAL_STEPS
 from handlers.turn import CoreSettings
 from storage import Crypto, Repository
-from storage.sqlite import OutsideTransaction, _migration_files
+from storage.database import OutsideTransaction, _migration_files
 from tests.helpers import NATIONAL_ID, PHONE, Officer
 
 

@@ -7,7 +7,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from tests.fakes.telegram_api import Call, FakeTelegram
 from tests.test_signed_letter import phone_photo
 
 TOKEN = "123456:TEST-token-for-the-fake-bot-api"
+UNPACED = replace(TelegramChannel.policy, overall=None, private=None, group=None)
 SECRET = "webhook-secret-0123456789"
 _message_ids = itertools.count(1)
 
@@ -50,12 +51,13 @@ class Harness:
             return response.status
 
     async def settle(self, quiet: float = 0.25, timeout: float = 15) -> None:
-        """Wait until the bot has stopped calling the API for a moment."""
+        """Wait until the bot has stopped calling the API for a moment, with nothing left to send."""
         deadline = time.monotonic() + timeout
         seen = -1
         while seen != len(self.fake.calls):
             seen = len(self.fake.calls)
             await asyncio.sleep(quiet)
+            await asyncio.wait_for(self.app.delivery.idle(), timeout)
             if time.monotonic() > deadline:
                 raise AssertionError("the bot kept calling the API")
 
@@ -88,13 +90,17 @@ async def running(mode: str, tmp_path: Path) -> AsyncIterator[Harness]:
     sms = RecordingSmsGateway()
     async with open_app(config, sms) as app:
         await asyncio.to_thread(letter.prepare)  # as `kiddiary-bot run` does before serving
-        channel = TelegramChannel(app.config, app.dispatcher, poll_timeout=1)
+        channel = TelegramChannel(app.config, app.dispatcher, app.letters, poll_timeout=1)
+        channel.policy = UNPACED  # pacing is tested on a controlled clock (test_delivery.py)
         runner = await web.serve(web.make_app(telegram=channel), "127.0.0.1", 0)
         port = runner.addresses[0][1]
+        app.delivery.add_sender(channel)
         await channel.start()
+        await app.delivery.start()
         try:
             yield Harness(fake, channel, app, sms, mode, f"http://127.0.0.1:{port}")
         finally:
+            await app.delivery.stop()
             await channel.stop()
             await runner.cleanup()
             await fake.stop()

@@ -13,7 +13,7 @@ class RecordingSmsGateway:
     sent: list[tuple[str, str]] = field(default_factory=list)
     fail_next: int = 0  # how many of the next sends raise SmsError, like a gateway outage
 
-    async def send(self, phone: str, text: str) -> None:
+    async def send(self, phone: str, text: str, key: str | None = None) -> None:
         if self.fail_next:
             self.fail_next -= 1
             raise SmsError("gateway unavailable")

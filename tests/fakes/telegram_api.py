@@ -74,7 +74,8 @@ class FakeTelegram(LocalServer):
 
     def sent(self, method: str | None = None, *, refused: bool = False) -> list[Call]:
         """The calls made (of `method`, or every message sent), that succeeded (or were refused)."""
-        outgoing = ("sendMessage", "sendDocument", "sendPhoto")
+        outgoing = ("sendMessage", "sendDocument", "sendPhoto", "editMessageCaption", "editMessageText",
+                    "editMessageMedia")
         return [c for c in self.calls if (c.method == method if method else c.method in outgoing)
                 and (c.refused is not None) == refused]
 
@@ -154,6 +155,25 @@ class FakeTelegram(LocalServer):
         return self._message(call, caption=call.params.get("caption"), document={
             "file_id": f"doc{len(self.calls)}", "file_unique_id": f"u{len(self.calls)}",
             "file_name": call.filenames.get("document"), "file_size": len(data)})
+
+    async def _api_sendPhoto(self, call: Call) -> dict[str, Any]:
+        size = len(call.files.get("photo", b""))
+        return self._message(call, caption=call.params.get("caption"), photo=[
+            {"file_id": f"photo{len(self.calls)}", "file_unique_id": f"p{len(self.calls)}", "width": 1240,
+             "height": 1754, "file_size": size}])
+
+    async def _api_editMessageCaption(self, call: Call) -> dict[str, Any]:
+        return self._edited(call, caption=call.params.get("caption"))
+
+    async def _api_editMessageText(self, call: Call) -> dict[str, Any]:
+        return self._edited(call, text=call.params.get("text"))
+
+    async def _api_editMessageMedia(self, call: Call) -> dict[str, Any]:
+        return self._edited(call)
+
+    def _edited(self, call: Call, **extra: Any) -> dict[str, Any]:
+        message = self._message(call, **extra)
+        return {**message, "message_id": int(call.params["message_id"]), "edit_date": int(time.time())}
 
     async def _api_getFile(self, call: Call) -> dict[str, Any]:
         file_id = call.params["file_id"]

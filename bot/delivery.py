@@ -1,0 +1,443 @@
+"""Delivery: the outbox sent to each platform, in order per chat, paced, retried until done.
+
+One `Worker` per channel holds that channel's unsent rows in memory (read from the outbox at
+start-up, then handed the new ones after every commit), one queue per chat:
+
+- A chat's messages go one at a time, in the order they were written; chats go concurrently,
+  so a slow review group delays only itself.
+- Which chat goes next: the lowest priority first (an officer's answer, then notices and
+  review cards, then broadcasts), oldest first among equals. Broadcasts never take the last
+  sending slots, so an answer never waits for one.
+- Pacing comes from the sender's `Policy`: per private chat, per group, overall.
+- A platform's "retry after" pauses that chat for as long as it asks, however often: a message
+  is never dropped for being throttled. Other failures back off, and are given up (logged,
+  the sender's `on_refused` told) only after `give_up_after` seconds.
+- Delivered rows are deleted from the outbox in batches; a crash before that sends them again
+  (the senders use the platforms' idempotency keys where there are some).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import heapq
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from bot.pacing import Bucket, Pace, RealTimer, Timer
+from storage import OutboxRow, Repository
+from storage.models import BROADCAST
+
+log = logging.getLogger(__name__)
+
+RESERVED_SLOTS = 2  # sending slots a broadcast never takes
+MAX_BACKOFF = 300.0  # seconds
+
+
+def backoff(attempt: int) -> float:
+    """1, 2, 4 … seconds, at most five minutes."""
+    return min(MAX_BACKOFF, 2.0**attempt)
+
+
+@dataclass
+class Unit:
+    """What one send covers: the first waiting row of a chat or, where the platform takes
+    several messages in one request, the rows written together with it."""
+
+    chat_id: str
+    rows: list[OutboxRow]
+    attempt: int = 0  # failed tries so far
+    recovered: bool = False  # read at start-up: a process before this one may have sent part of it
+    progress: int = 0  # parts already accepted by the platform; a retry goes on after them
+    notes: dict[str, Any] = field(default_factory=dict)  # the sender's own, kept from try to try
+    previous: dict[str, tuple[str | None, datetime]] = field(default_factory=dict)  # replace key → last sent
+
+
+@dataclass(frozen=True)
+class Sent:
+    refs: dict[str, str | None] = field(default_factory=dict)  # replace key → the platform's id for it
+
+
+@dataclass(frozen=True)
+class Retry:
+    after: float
+    reason: str
+    throttled: bool = False  # the platform asked to wait: not a failure, never given up
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """The user blocked or unfollowed the bot: nothing more goes to this chat."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason: str
+
+
+Result = Sent | Retry | Unreachable | Refused
+
+
+def _never_a_group(chat_id: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Policy:
+    concurrency: int = 8  # sends in flight at once
+    overall: Pace | None = None
+    private: Pace | None = None
+    group: Pace | None = None
+    batch: bool = False  # several rows of one chat in one send (those written together)
+    is_group: Callable[[str], bool] = _never_a_group
+    give_up_after: float = 24 * 3600.0  # seconds of failures (not throttling) before a message is dropped
+
+
+class Sender(Protocol):
+    channel: str
+    policy: Policy
+
+    async def deliver(self, unit: Unit) -> Result:
+        """Send `unit` to the platform; advance `unit.progress` as its parts are accepted."""
+
+
+@dataclass
+class _Chat:
+    id: str
+    rows: list[OutboxRow] = field(default_factory=list)
+    recovered: set[int] = field(default_factory=set)
+    not_before: float = 0.0
+    attempts: int = 0
+    failing_since: float | None = None
+    progress: int = 0
+    notes: dict[str, Any] = field(default_factory=dict)
+    busy: bool = False
+    queued: bool = False  # in the ready or the waiting heap
+
+
+class Worker:
+    def __init__(
+        self, sender: Sender, repo: Repository, timer: Timer,
+        on_refused: Callable[[OutboxRow], Awaitable[None]] | None = None,
+    ) -> None:
+        self.sender = sender
+        self.channel = sender.channel
+        self.policy = sender.policy
+        self.repo = repo
+        self.timer = timer
+        self.on_refused = on_refused
+        self._chats: dict[str, _Chat] = {}
+        self._buckets: dict[str, Bucket] = {}
+        self._overall = Bucket(self.policy.overall, timer.now()) if self.policy.overall else None
+        self._ready: list[tuple[int, int, str]] = []  # (priority, first row id, chat)
+        self._waiting: list[tuple[float, str]] = []  # (when, chat)
+        self._busy = 0
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # What delivery changed, written to the outbox in the next batch:
+        self._done: list[int] = []
+        self._refs: list[tuple[str, str, str | None, datetime]] = []
+        self._unreachable: list[str] = []
+        self._flush = asyncio.Event()
+        self._flushing = False
+        self._runner: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self, left_before: int) -> None:
+        """Read what is unsent, and start sending. Rows up to `left_before` were left by a
+        previous process, which may have sent part of them; later ones are this process's own."""
+        async with self.repo.transaction():
+            rows = await self.repo.outbox.pending(self.channel)
+        left = [r for r in rows if r.id <= left_before]
+        if left:
+            log.info("%s: %d messages from before the restart", self.channel, len(left))
+        self._add(left, recovered=True)
+        self._add([r for r in rows if r.id > left_before], recovered=False)
+        self._runner = asyncio.create_task(self._run())
+        self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def stop(self, timeout: float = 10) -> None:
+        """Let the sends under way finish (for at most `timeout` seconds), record them, stop."""
+        if self._runner is not None:
+            self._runner.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+        while self._flushing:  # a batch being written is let finish
+            await asyncio.sleep(0.001)
+        if self._flusher is not None:
+            self._flusher.cancel()
+        await self._write()
+
+    def add(self, rows: list[OutboxRow]) -> None:
+        """Rows just committed (or, with a replace key, rewritten) for this channel."""
+        self._add(rows, recovered=False)
+        self._wake.set()
+
+    async def idle(self) -> None:
+        """Until nothing more can be sent without the clock moving on: every message due now
+        is sent and recorded (tests, and the console between two lines)."""
+        while not self._quiet():
+            await asyncio.sleep(0.001)
+
+    def pending(self) -> int:
+        return sum(len(c.rows) for c in self._chats.values())
+
+    # --- queues ------------------------------------------------------------------------
+
+    def _add(self, rows: list[OutboxRow], recovered: bool) -> None:
+        for row in rows:
+            chat = self._chats.get(row.chat_id)
+            if chat is None:
+                chat = self._chats[row.chat_id] = _Chat(row.chat_id)
+            ids = [r.id for r in chat.rows]
+            at = bisect.bisect_left(ids, row.id)
+            if at < len(ids) and ids[at] == row.id:  # a newer version of a waiting message
+                if not (chat.busy and at == 0):  # the one being sent goes as it was; the next send has the rest
+                    chat.rows[at] = row
+            else:
+                chat.rows.insert(at, row)
+            if recovered:
+                chat.recovered.add(row.id)
+            self._schedule(chat)
+
+    def _schedule(self, chat: _Chat) -> None:
+        if chat.busy or chat.queued or not chat.rows:
+            return
+        chat.queued = True
+        if chat.not_before > self.timer.now():
+            heapq.heappush(self._waiting, (chat.not_before, chat.id))
+        else:
+            heapq.heappush(self._ready, (chat.rows[0].priority, chat.rows[0].id, chat.id))
+
+    def _unit(self, chat: _Chat) -> Unit:
+        head = chat.rows[0]
+        rows = [head]
+        if self.policy.batch:
+            for row in chat.rows[1:]:
+                if row.batch != head.batch:
+                    break
+                rows.append(row)
+        return Unit(chat.id, rows, chat.attempts, head.id in chat.recovered, chat.progress, chat.notes)
+
+    def _bucket(self, chat_id: str, now: float) -> Bucket | None:
+        pace = self.policy.group if self.policy.is_group(chat_id) else self.policy.private
+        if pace is None:
+            return None
+        bucket = self._buckets.get(chat_id)
+        if bucket is None:
+            bucket = self._buckets[chat_id] = Bucket(pace, now)
+        return bucket
+
+    # --- sending -----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            wait = self._dispatch()
+            await self.timer.wait(self._wake, wait)
+
+    def _dispatch(self) -> float | None:
+        """Start every send that may start now; how long until the next one may (None: when
+        something changes)."""
+        now = self.timer.now()
+        while self._waiting and self._waiting[0][0] <= now:
+            _, chat_id = heapq.heappop(self._waiting)
+            if chat := self._chats.get(chat_id):
+                chat.queued = False
+                self._schedule(chat)
+        limit = self.policy.concurrency
+        while self._ready:
+            priority, _, chat_id = self._ready[0]
+            if self._busy >= limit or (priority >= BROADCAST and self._busy >= limit - RESERVED_SLOTS):
+                break  # a send finishing wakes us
+            heapq.heappop(self._ready)
+            chat = self._chats.get(chat_id)
+            if chat is None:
+                continue
+            chat.queued = False
+            if not chat.rows or chat.busy:
+                continue
+            bucket = self._bucket(chat_id, now)
+            at = max(chat.not_before, bucket.ready_at(now) if bucket else now)
+            if at > now:
+                chat.queued = True
+                heapq.heappush(self._waiting, (at, chat_id))
+                continue
+            if self._overall is not None and (at := self._overall.ready_at(now)) > now:
+                chat.queued = True
+                heapq.heappush(self._ready, (priority, chat.rows[0].id, chat_id))
+                return min(at, self._waiting[0][0]) - now if self._waiting else at - now
+            for b in (bucket, self._overall):
+                if b is not None:
+                    b.take(now)
+            chat.busy = True
+            self._busy += 1
+            task = asyncio.create_task(self._deliver(chat, self._unit(chat)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return self._waiting[0][0] - now if self._waiting else None
+
+    async def _deliver(self, chat: _Chat, unit: Unit) -> None:
+        try:
+            keys = {r.replace_key for r in unit.rows if r.replace_key}
+            if keys:
+                async with self.repo.transaction():
+                    for key in keys:
+                        if (previous := await self.repo.outbox.sent_under(self.channel, chat.id, key)) is not None:
+                            unit.previous[key] = previous
+            result: Result = await self.sender.deliver(unit)
+        except Exception:  # a bug in a sender, or an outage it did not expect: try again later
+            log.exception("%s: sending to %s failed", self.channel, chat.id)
+            result = Retry(backoff(unit.attempt), "unexpected error")
+        now = self.timer.now()
+        chat.progress = unit.progress
+        if isinstance(result, Retry):
+            result = self._retry(chat, result, now)
+        if not isinstance(result, Retry):
+            self._finish(chat, unit, result, now)
+        chat.busy = False
+        self._busy -= 1
+        self._schedule(chat)
+        if not chat.rows and not chat.busy:
+            del self._chats[chat.id]
+            bucket = self._buckets.get(chat.id)
+            if bucket is not None and bucket.full(now):
+                del self._buckets[chat.id]
+        self._wake.set()
+
+    def _retry(self, chat: _Chat, result: Retry, now: float) -> Result:
+        if result.throttled:
+            if (bucket := self._bucket(chat.id, now)) is not None:
+                bucket.drain(now)
+            log.info("%s: %s asked us to wait %.0f s (%s)", self.channel, chat.id, result.after, result.reason)
+        else:
+            chat.attempts += 1
+            chat.failing_since = chat.failing_since or now
+            if now - chat.failing_since >= self.policy.give_up_after:
+                return Refused(f"gave up after {chat.attempts} tries: {result.reason}")
+            log.warning("%s: sending to %s failed (%s); again in %.0f s", self.channel, chat.id, result.reason,
+                        result.after)
+        chat.not_before = now + result.after
+        return result
+
+    def _finish(self, chat: _Chat, unit: Unit, result: Result, now: float) -> None:
+        gone = chat.rows if isinstance(result, Unreachable) else unit.rows
+        ids = {r.id for r in gone}
+        chat.rows = [r for r in chat.rows if r.id not in ids]
+        chat.recovered -= ids
+        chat.attempts, chat.failing_since, chat.progress, chat.notes = 0, None, 0, {}
+        self._done += ids
+        wall = datetime.fromtimestamp(now, UTC)
+        if isinstance(result, Sent):
+            self._refs += [(chat.id, key, ref, wall) for key, ref in result.refs.items()]
+        elif isinstance(result, Unreachable):
+            log.info("%s: %s is unreachable; %d messages dropped", self.channel, chat.id, len(gone))
+            self._unreachable.append(chat.id)
+        elif isinstance(result, Refused):
+            log.error("%s: a message to %s was refused: %s", self.channel, chat.id, result.reason)
+            if self.on_refused is not None:
+                for row in gone:
+                    task = asyncio.create_task(self.on_refused(row))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        self._flush.set()
+
+    # --- recording what was sent -------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._flush.wait()
+            self._flush.clear()
+            try:
+                await self._write()
+            except Exception:  # kept for the next batch; at worst, sent again after a restart
+                log.exception("%s: recording delivered messages failed", self.channel)
+                await self.timer.wait(asyncio.Event(), 1.0)
+                self._flush.set()
+
+    async def _write(self) -> None:
+        done, refs, unreachable = self._done, self._refs, self._unreachable
+        if not (done or refs or unreachable):
+            return
+        self._done, self._refs, self._unreachable = [], [], []
+        self._flushing = True
+        try:
+            async with self.repo.transaction():
+                await self.repo.outbox.done(done)
+                for chat_id, key, ref, at in refs:
+                    await self.repo.outbox.remember_sent(self.channel, chat_id, key, ref, at)
+                for chat_id in unreachable:
+                    await self.repo.set_blocked(self.channel, chat_id, datetime.now(UTC))
+        except BaseException:
+            self._done, self._refs = done + self._done, refs + self._refs
+            self._unreachable = unreachable + self._unreachable
+            raise
+        finally:
+            self._flushing = False
+
+    def _quiet(self) -> bool:
+        if self._wake.is_set() or self._busy or self._flushing or self._done or self._refs or self._unreachable:
+            return False
+        if self._tasks:  # on_refused hooks
+            return False
+        now = self.timer.now()
+        if self._waiting and self._waiting[0][0] <= now:
+            return False
+        blocked = self._overall is not None and self._overall.ready_at(now) > now
+        return not self._ready or blocked
+
+
+class Delivery:
+    """The workers of every channel this process sends on; hands each its committed rows."""
+
+    def __init__(self, repo: Repository, timer: Timer | None = None) -> None:
+        self.repo = repo
+        self.timer = timer or RealTimer()
+        self.workers: dict[str, Worker] = {}
+        self._started = False
+        self._left_before: int | None = None
+
+    async def open(self) -> None:
+        """Note where the outbox stood when this process opened it, before anything of this
+        process is written: what is there was left by the previous one."""
+        async with self.repo.transaction():
+            self._left_before = await self.repo.outbox.last_id()
+
+    def add_sender(self, sender: Sender, on_refused: Callable[[OutboxRow], Awaitable[None]] | None = None) -> None:
+        self.workers[sender.channel] = Worker(sender, self.repo, self.timer, on_refused)
+
+    def take(self, rows: list[OutboxRow]) -> None:
+        """New rows, just committed. Rows for a channel this process does not send on stay in
+        the outbox for the process that does."""
+        if not self._started:  # start() reads them from the outbox
+            return
+        by_channel: dict[str, list[OutboxRow]] = {}
+        for row in rows:
+            by_channel.setdefault(row.channel, []).append(row)
+        for channel, channel_rows in by_channel.items():
+            if (worker := self.workers.get(channel)) is not None:
+                worker.add(channel_rows)
+
+    async def start(self) -> None:
+        if self._left_before is None:
+            await self.open()
+        assert self._left_before is not None
+        self._started = True
+        for worker in self.workers.values():
+            await worker.start(self._left_before)
+
+    async def stop(self) -> None:
+        for worker in self.workers.values():
+            await worker.stop()
+        self._started = False
+
+    async def idle(self) -> None:
+        """Until no worker can send anything more now (one worker's refusal may give another
+        a message: a code that could not be sent is told in chat)."""
+        while not all(worker._quiet() for worker in self.workers.values()):
+            await asyncio.sleep(0.001)

@@ -1,0 +1,228 @@
+"""The database connection: transactions (with group commit) and numbered migrations.
+
+One aiosqlite connection serves the whole process. `transaction()` is the only way in: a
+block runs alone (a lock), inside a savepoint of a shared SQLite transaction. When a block
+ends and nobody else is waiting for the lock, the shared transaction is committed and every
+block that ran in it is released together: concurrent turns pay for one fsync, not one each.
+A block's caller resumes only once its work is committed (durable), so nothing acknowledged
+or sent can be lost. A block that raises is rolled back to its savepoint and leaves the others'
+work alone; a failed COMMIT fails every block of the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import TypeVar
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+GROUP_LIMIT = 64  # blocks committed together at most: bounds how long the first one waits
+
+
+def ts(value: datetime | None) -> str | None:
+    """A moment as stored: UTC, ISO 8601, microseconds (sorts as text)."""
+    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+async def _whole(step: Awaitable[T]) -> T:
+    """Run `step` to its end even if the caller is cancelled meanwhile (the cancellation is
+    passed on afterwards). aiosqlite runs a statement whether or not anyone waits for it, so the
+    statements that open and close a block must not be abandoned half-way: our idea of the
+    transaction and the connection's would part."""
+    task = asyncio.ensure_future(step)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                break
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return task.result()
+
+
+class OutsideTransaction(RuntimeError):
+    """A repository method was called without `async with repo.transaction()`: a bug."""
+
+
+class Database:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._lock = asyncio.Lock()
+        self._waiting = 0  # blocks queued for the lock: while there are some, the group stays open
+        self._group: asyncio.Future[None] | None = None
+        self._group_size = 0
+        # Set only in the task (context) that holds the lock: another coroutine calling in
+        # meanwhile must not slip its statements into someone else's block.
+        self._inside: contextvars.ContextVar[bool] = contextvars.ContextVar("inside", default=False)
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Database:
+        """Open (creating if needed) the database and apply pending migrations."""
+        db = await aiosqlite.connect(path, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before the reply that acknowledges it is sent.
+        await db.execute("PRAGMA synchronous=FULL")
+        await db.execute("PRAGMA foreign_keys=ON")
+        await db.execute("PRAGMA busy_timeout=10000")
+        await _migrate(db)
+        return cls(db)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """One atomic unit of work, durable when the block is left without an error."""
+        if self._inside.get():
+            raise RuntimeError("transactions do not nest")
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._waiting -= 1
+        group: asyncio.Future[None] | None = None
+        try:
+            group = await _whole(self._open_block())
+            token = self._inside.set(True)
+            try:
+                yield
+                await _whole(self._db.execute("RELEASE block"))
+            except BaseException:
+                await _whole(self._undo_block())
+                group = None  # nothing of this block is to be committed: no need to wait
+                raise
+            finally:
+                self._inside.reset(token)
+        finally:
+            if self._group is not None and (self._waiting == 0 or self._group_size >= GROUP_LIMIT):
+                await _whole(self._commit())
+            self._lock.release()
+        if group is not None:
+            await asyncio.shield(group)
+
+    async def _open_block(self) -> asyncio.Future[None]:
+        if self._group is None:
+            await self._db.execute("BEGIN IMMEDIATE")
+            self._group, self._group_size = asyncio.get_running_loop().create_future(), 0
+        self._group_size += 1
+        await self._db.execute("SAVEPOINT block")
+        return self._group
+
+    async def _undo_block(self) -> None:
+        if not self._db.in_transaction:  # SQLite already rolled the whole transaction back
+            self._fail_group(RuntimeError("the transaction was rolled back by SQLite"))
+            return
+        try:
+            await self._db.execute("ROLLBACK TO block")
+            await self._db.execute("RELEASE block")
+        except Exception:  # keep the original error: it says what went wrong
+            log.exception("ROLLBACK TO failed")
+
+    async def _commit(self) -> None:
+        group, self._group = self._group, None
+        assert group is not None
+        try:
+            await self._db.execute("COMMIT")
+        except BaseException as e:  # a full disk: nothing of the group was kept
+            if self._db.in_transaction:
+                try:
+                    await self._db.execute("ROLLBACK")
+                except Exception:
+                    log.exception("ROLLBACK failed")
+            if not group.done():
+                group.set_exception(e if isinstance(e, Exception) else RuntimeError("commit interrupted"))
+            return
+        if not group.done():
+            group.set_result(None)
+
+    def _fail_group(self, error: Exception) -> None:
+        group, self._group = self._group, None
+        if group is not None and not group.done():
+            group.set_exception(error)
+
+    async def execute(self, sql: str, params: Iterable[object] = ()) -> aiosqlite.Cursor:
+        if not self._inside.get():
+            raise OutsideTransaction(sql.split()[0])
+        return await self._db.execute(sql, tuple(params))
+
+    async def executemany(self, sql: str, rows: Iterable[Iterable[object]]) -> None:
+        if not self._inside.get():
+            raise OutsideTransaction(sql.split()[0])
+        await self._db.executemany(sql, [tuple(r) for r in rows])
+
+    async def one(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Row | None:
+        cursor = await self.execute(sql, params)
+        return await cursor.fetchone()
+
+    async def all(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
+        cursor = await self.execute(sql, params)
+        return list(await cursor.fetchall())
+
+
+# --- migrations ----------------------------------------------------------------------
+
+
+def _migration_files() -> list[tuple[int, str, str]]:
+    """(number, name, sql) of every `NNNN_name.sql` in storage/migrations, in order."""
+    found = []
+    for entry in resources.files("storage.migrations").iterdir():
+        if entry.name.endswith(".sql"):
+            number = int(entry.name.split("_", 1)[0])
+            found.append((number, entry.name, entry.read_text(encoding="utf-8")))
+    numbers = [n for n, _, _ in found]
+    if len(set(numbers)) != len(numbers):
+        raise RuntimeError(f"two migrations share a number: {sorted(numbers)}")
+    return sorted(found)
+
+
+def _statements(sql: str) -> Iterable[str]:
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer
+            buffer = ""
+    if buffer.strip() and not all(part.strip().startswith("--") for part in buffer.strip().splitlines()):
+        raise RuntimeError("migration ends with an incomplete statement")
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    """Apply, in order and each in its own transaction, the migrations not applied yet."""
+    await db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)"
+    )
+    for number, name, sql in _migration_files():
+        await db.execute("BEGIN IMMEDIATE")  # another process may be migrating the same file
+        try:
+            cursor = await db.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (number,))
+            if await cursor.fetchone() is None:
+                for statement in _statements(sql):
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (number, name, ts(datetime.now(UTC))),
+                )
+                log.info("applied migration %s", name)
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        await db.execute("COMMIT")

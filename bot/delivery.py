@@ -54,6 +54,7 @@ class Unit:
     progress: int = 0  # parts already accepted by the platform; a retry goes on after them
     notes: dict[str, Any] = field(default_factory=dict)  # the sender's own, kept from try to try
     previous: dict[str, tuple[str | None, datetime]] = field(default_factory=dict)  # replace key → last sent
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))  # by the delivery's clock
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,8 @@ class Worker:
                 if row.batch != head.batch:
                     break
                 rows.append(row)
-        return Unit(chat.id, rows, chat.attempts, head.id in chat.recovered, chat.progress, chat.notes)
+        return Unit(chat.id, rows, chat.attempts, head.id in chat.recovered, chat.progress, chat.notes,
+                    now=datetime.fromtimestamp(self.timer.now(), UTC))
 
     def _bucket(self, chat_id: str, now: float) -> Bucket | None:
         pace = self.policy.group if self.policy.is_group(chat_id) else self.policy.private

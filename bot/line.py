@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -220,12 +221,13 @@ class LineChannel:
         if isinstance(message, TextMessageContent):
             return Inbound(kind=Kind.TEXT, text=message.text, language_hint=await self._language(user_id), **common)
         if isinstance(message, ImageMessageContent):
-            return Inbound(kind=Kind.PHOTO, attachment=await self._image(message), **common)
+            attachment = Attachment(b"", "photo.jpg", fetch=functools.partial(self._image, message))
+            return Inbound(kind=Kind.PHOTO, attachment=attachment, **common)
         if isinstance(message, FileMessageContent):
             if message.file_size > MAX_BYTES:  # not worth fetching: the core says it is too big
                 attachment = Attachment(b"", message.file_name, declared_size=message.file_size)
             else:
-                attachment = Attachment(await self._content(message.id), message.file_name)
+                attachment = Attachment(b"", message.file_name, fetch=functools.partial(self._content, message.id))
             return Inbound(kind=Kind.FILE, attachment=attachment, **common)
         kind = {
             StickerMessageContent: Kind.STICKER, LocationMessageContent: Kind.LOCATION,
@@ -233,15 +235,15 @@ class LineChannel:
         }.get(type(message), Kind.OTHER)
         return Inbound(kind=kind, **common)
 
-    async def _image(self, message: ImageMessageContent) -> Attachment:
+    async def _image(self, message: ImageMessageContent) -> bytes:
         provider = message.content_provider
         if provider is not None and provider.type == "external" and provider.original_content_url:
             try:
-                return Attachment(await _fetch(provider.original_content_url), "photo.jpg")
+                return await _fetch(provider.original_content_url)
             except (aiohttp.ClientError, TimeoutError):
                 log.warning("could not fetch an external image", exc_info=True)
-                return Attachment(b"", "photo.jpg")  # the core asks the officer to send it again
-        return Attachment(await self._content(message.id), "photo.jpg")
+                return b""  # the core asks the officer to send it again
+        return await self._content(message.id)
 
     async def _content(self, message_id: str) -> bytes:
         """The bytes of a photo or file; empty when LINE would not give them (the core then asks
@@ -285,7 +287,7 @@ class LineChannel:
         have used it (an earlier try that got no answer, or a previous process), "invalid reply
         token" while the token is still young means that try delivered it."""
         assert self.api is not None
-        now = self.clock()
+        now = unit.now
         messages, refs = [], {}
         for row in unit.rows:
             message = decode(row.payload, row.replace_key)

@@ -185,11 +185,11 @@ class TelegramChannel:
             return Inbound(kind=Kind.CONTACT, contact=SharedContact(contact.phone_number, own), **common)
         if message.photo:
             largest = message.photo[-1]
-            attachment = await self._download(largest.file_id, largest.file_size, "photo.jpg", "image/jpeg")
+            attachment = self._attachment(largest.file_id, largest.file_size, "photo.jpg", "image/jpeg")
             return Inbound(kind=Kind.PHOTO, attachment=attachment, **common)
         if message.document is not None:
             doc = message.document
-            attachment = await self._download(doc.file_id, doc.file_size, doc.file_name, doc.mime_type)
+            attachment = self._attachment(doc.file_id, doc.file_size, doc.file_name, doc.mime_type)
             return Inbound(kind=Kind.FILE, attachment=attachment, **common)
         kind = (
             Kind.STICKER if message.sticker else
@@ -200,16 +200,18 @@ class TelegramChannel:
         )
         return Inbound(kind=kind, **common)
 
-    async def _download(self, file_id: str, size: int | None, name: str | None, mime: str | None) -> Attachment:
+    def _attachment(self, file_id: str, size: int | None, name: str | None, mime: str | None) -> Attachment:
         if size is not None and size > DOWNLOAD_LIMIT:  # Telegram would refuse: say it is too big
             return Attachment(b"", name, mime, declared_size=size)
+        return Attachment(b"", name, mime, declared_size=size, fetch=functools.partial(self._download, file_id))
+
+    async def _download(self, file_id: str) -> bytes:
         try:
             tg_file = await self.app.bot.get_file(file_id)
-            data = bytes(await tg_file.download_as_bytearray())
+            return bytes(await tg_file.download_as_bytearray())
         except TelegramError:  # nothing came: the core asks the officer to send it again
             log.warning("could not download Telegram file %s", file_id, exc_info=True)
-            data = b""
-        return Attachment(data, name, mime, declared_size=size)
+            return b""
 
     # --- the outbox out -----------------------------------------------------------------
 
@@ -266,7 +268,9 @@ class TelegramChannel:
         """Edit the message sent before under the same key; its new ref, or None when it cannot be
         edited (too old, deleted: send a new one)."""
         bot, message_id = self.app.bot, previous["id"]
-        markup = self._markup(chat_id, message.choices) or InlineKeyboardMarkup([])
+        markup = self._markup(chat_id, message.choices)  # None: the buttons go (Telegram drops them)
+        if not isinstance(markup, InlineKeyboardMarkup):
+            markup = None
         text = message.text[:CAPTION_LIMIT] if previous.get("media") else message.text[:TEXT_LIMIT]
         link = list(message.document.link or ()) if message.document else None
         try:

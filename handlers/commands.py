@@ -38,7 +38,8 @@ YES_WORDS = frozenset({"ใช่", "yes", "y", "ตกลง", "ok"})
 def parse(text: str, payload: str | None) -> tuple[str, str] | None:
     """(command, argument) when the message is a command, else None."""
     if payload and payload.startswith("cmd:"):
-        return payload.removeprefix("cmd:"), ""
+        command = payload.removeprefix("cmd:")
+        return (command, "") if command in COMMANDS else None  # a button we never made: stale
     if payload:
         return None
     word, _, argument = fold(text).partition(" ")

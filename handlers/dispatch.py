@@ -17,6 +17,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -192,7 +193,10 @@ class Dispatcher:
         lang = DEFAULT_LANGUAGE
         try:
             inspection = None
-            if inbound.attachment is not None:  # decoding and QR reading: off the loop, no lock held
+            if inbound.attachment is not None and inbound.attachment.fetch is not None:
+                inbound = await self._fetched(inbound)
+            if inbound.attachment is not None and inbound.attachment.fetch is None:
+                # Decoding and QR reading: in a worker thread, and no transaction held meanwhile.
                 attachment = inbound.attachment
                 inspection = await asyncio.to_thread(attachments.inspect, attachment.data, attachment.declared_size)
             async with self.repo.transaction():
@@ -219,6 +223,20 @@ class Dispatcher:
                 await self.repo.inbox_done(inbound.channel, inbound.event_id)
             rows = await self._enqueue(apology, [], inbound, self.clock())
         return None, rows, apology
+
+    async def _fetched(self, inbound: Inbound) -> Inbound:
+        """The inbound with its file downloaded, if the officer is where a file is taken: never
+        in a group, only at the letter steps or with a registration waiting for its signed
+        letter. Otherwise it stays undownloaded (and the step says what it expects instead)."""
+        assert inbound.attachment is not None and inbound.attachment.fetch is not None
+        wanted = False
+        if inbound.group_id is None:
+            async with self.repo.transaction():
+                wanted = await self.repo.awaits_signed_letter(inbound.channel, inbound.user_id)
+        if not wanted:
+            return replace(inbound, attachment=None)
+        data = await inbound.attachment.fetch()
+        return replace(inbound, attachment=replace(inbound.attachment, data=data, fetch=None))
 
     async def _enqueue(
         self, outbounds: list[Outbound], sms: list[Sms], inbound: Inbound | None, now: datetime,

@@ -7,7 +7,7 @@ here knows about LINE, Telegram or the console.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -50,13 +50,15 @@ class Address:
 
 @dataclass(frozen=True)
 class Attachment:
-    """A photo or file as downloaded by the adapter. When the platform says a file is too big
-    to fetch, `data` is empty and `declared_size` says how big it is."""
+    """A photo or file. `fetch` downloads it: the dispatcher calls it only when the officer is
+    at a step that takes one (never in a group), and fills in `data`. When the platform says a
+    file is too big to fetch, `data` stays empty and `declared_size` says how big it is."""
 
-    data: bytes
+    data: bytes = b""
     filename: str | None = None
     mime_type: str | None = None
     declared_size: int | None = None
+    fetch: Callable[[], Awaitable[bytes]] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

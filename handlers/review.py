@@ -20,6 +20,7 @@ COMMANDS = {"/pending": "pending", "/show": "show", "/approve": "approve", "/rej
             "/reviewer": "reviewer"}
 REASONS = ("unsigned", "unreadable", "wrong_signatory", "data_mismatch")
 PAGE = 8
+HISTORY_PAGE = 20  # events on one page of /show
 
 
 def parse(text_: str, payload: str | None) -> tuple[str, list[str]] | None:
@@ -49,13 +50,13 @@ async def handle(turn: Turn, action: str, args: list[str]) -> None:
         turn.say("review_not_reviewer")
         return
     if action == "pending":
-        await pending(turn, int(args[0]) if args and args[0].isdigit() else 1)
+        await pending(turn, _page(args))
     elif action == "find":
         await find(turn, " ".join(args))
     elif not args:
         turn.say("review_usage")
     elif action == "show":
-        await show(turn, args[0])
+        await show(turn, args[0], _page(args[1:]))
     elif action == "approve":  # review:approve:REF:LETTER (button) or /approve REF
         await decide(turn, args[0], approve=True, letter_id=_letter_id(args[1:]))
     elif action == "reject" and turn.inbound.payload:  # review:reject:REF:LETTER: ask for the reason
@@ -100,20 +101,29 @@ async def find(turn: Turn, query: str) -> None:
     turn.say("review_found", lines="\n".join(lines), choices=choices)
 
 
-async def show(turn: Turn, ref: str) -> None:
+async def show(turn: Turn, ref: str, page: int = 1) -> None:
+    """The card, the photo and the history, newest events first, a page at a time: the first
+    page with the card and the photo, the older events behind "next page"."""
     reg = await turn.repo.get_registration_by_ref(ref)
     if reg is None:
         turn.say("review_unknown", ref=ref.upper())
         return
+    trail = list(reversed(await turn.repo.audit_trail(reg.id)))
+    events = trail[(page - 1) * HISTORY_PAGE: page * HISTORY_PAGE]
+    history = "\n".join(f"{turn.when(e.at)} · {e.kind} · {e.actor}" + (f" · {e.detail[:200]}" if e.detail else "")
+                        for e in events) or "-"
+    more = []
+    if page * HISTORY_PAGE < len(trail):
+        more.append(turn.button("btn_review_more", f"review:show:{reg.ref}:{page + 1}"))
+    if page > 1:
+        turn.say("review_history", lines=history, choices=more)
+        return
     letters = await turn.repo.signed_letters_of(reg.id)
-    trail = await turn.repo.audit_trail(reg.id)
-    history = "\n".join(f"{turn.when(e.at)} · {e.kind} · {e.actor}" + (f" · {e.detail}" if e.detail else "")
-                        for e in trail)
-    card = await _card(turn, reg, letters[-1] if letters else None)
     latest = letters[-1] if letters else None
+    card = await _card(turn, reg, latest)
     turn.replies.append(Outbound(f"{card}\n\n{turn.t('review_history', lines=history)}",
-                                 tuple(_decision_buttons(turn, reg, latest)),
-                                 document=_photo(reg, letters[-1]) if letters else None))
+                                 tuple(_decision_buttons(turn, reg, latest) + more),
+                                 document=_photo(reg, latest) if latest else None))
 
 
 def card_key(reg: Registration) -> str:
@@ -189,6 +199,12 @@ def _decision_buttons(
 
 
 # --- deciding ------------------------------------------------------------------------------
+
+def _page(args: list[str]) -> int:
+    """The page asked for: 1 unless a sensible number was given (a huge one is the last page's
+    problem, not the database's)."""
+    return min(int(args[0]), 100_000) if args and args[0].isdigit() and int(args[0]) > 0 else 1
+
 
 def _letter_id(args: list[str]) -> int | None:
     return int(args[0]) if args and args[0].isdigit() else None

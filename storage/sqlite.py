@@ -144,6 +144,15 @@ class Repository:
         )
         return cursor.rowcount == 1
 
+    async def awaits_signed_letter(self, channel: str, user_id: str) -> bool:
+        """Whether this user has a registration a signed letter may be sent for."""
+        row = await self._one(
+            """SELECT 1 FROM registrations WHERE channel = ? AND user_id = ?
+               AND status IN ('letter_issued', 'submitted', 'rejected') LIMIT 1""",
+            (channel, user_id),
+        )
+        return row is not None
+
     def phone_ref(self, phone: str) -> str:
         """A phone number as the outbox names an SMS recipient: a keyed hash, never the number."""
         return self._crypto.index("phone", phone)[:24]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot.app import App, open_app
@@ -214,3 +215,92 @@ async def test_broadcasts_leave_sending_slots_for_answers(tmp_path):
     assert "คำตอบ" in slow.sent[:3] and len(slow.sent) == 11
     await delivery.stop()
     await repo.close()
+
+
+async def test_a_hundred_signed_letters_at_once_answer_every_officer_while_cards_trickle(tmp_path):
+    """The review group takes twenty messages a minute; the officers are answered without
+    waiting for it: every answer goes while the clock stands still, the cards as it moves."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    from bot import web
+    from storage import Conversation
+    from storage.models import LETTER_ISSUED
+    from templates import text as t
+    from tests.helpers import NATIONAL_ID, PHONE
+    from tests.test_telegram import SECRET
+
+    fake = FakeTelegram(TOKEN)
+    url = await fake.start()
+    config = load_config({"KIDDIARY_DATA_DIR": str(tmp_path), "KIDDIARY_TELEGRAM_TOKEN": TOKEN,
+                          "KIDDIARY_TELEGRAM_API_URL": url, "KIDDIARY_TELEGRAM_WEBHOOK_SECRET": SECRET,
+                          "KIDDIARY_REVIEW_CHATS": f"telegram:{GROUP}"}, dotenv=None)
+    page = Image.new("RGB", (1200, 1600), "white")
+    ImageDraw.Draw(page).text((100, 100), "signed letter, no QR code", fill="black")
+    buffer = io.BytesIO()
+    page.save(buffer, "JPEG", quality=80)
+    photo = buffer.getvalue()
+    officers = [9_000_000 + n for n in range(100)]
+    timer = ManualTimer()
+    async with open_app(config, RecordingSmsGateway(), timer=timer) as app:
+        repo, now = app.repo, app.dispatcher.clock()
+        async with repo.transaction():  # a hundred officers with their letter printed and signed
+            for n, uid in enumerate(officers):
+                reg = await repo.create_registration("telegram", str(uid), LETTER_ISSUED, now)
+                reg.affiliation, reg.school_code, reg.school_name = "obec", f"10545301{n:02d}", f"โรงเรียนที่ {n}"
+                reg.province, reg.old_tsl_username, reg.old_kiddiary_username = "แพร่", "", ""
+                reg.officer_title, reg.officer_first_name, reg.officer_last_name = "นาย", "ครู", f"คนที่{n}"
+                reg.national_id, reg.phone, reg.phone_verified_at = NATIONAL_ID, PHONE, now
+                reg.confirmed_at, reg.letter_version, reg.letter_issued_at = now, 1, now
+                await repo.save_registration(reg, now)
+                await repo.save_conversation(Conversation("telegram", str(uid), "letter", registration_id=reg.id,
+                                                          consent_at=now), now)
+        channel = TelegramChannel(app.config, app.dispatcher, app.letters)
+        runner = await web.serve(web.make_app(telegram=channel), "127.0.0.1", 0)
+        app.delivery.add_sender(channel)
+        await channel.start()
+        await app.delivery.start()
+        try:
+            fake.add_file("signed", photo)
+            updates = [{"update_id": n + 1, "message": {
+                "message_id": n + 1, "date": 0, "chat": {"id": uid, "type": "private"},
+                "from": {"id": uid, "is_bot": False, "first_name": "ครู"},
+                "photo": [{"file_id": "signed", "file_unique_id": "s", "width": 1200, "height": 1600,
+                           "file_size": len(photo)}]}} for n, uid in enumerate(officers)]
+            web_url = f"http://127.0.0.1:{runner.addresses[0][1]}/telegram/webhook"
+
+            async def post(update: dict) -> None:
+                async with aiohttp.ClientSession() as session, session.post(
+                        web_url, json=update, headers={web.TELEGRAM_SECRET_HEADER: SECRET}) as response:
+                    assert response.status == 200
+
+            def answered() -> set[int]:
+                return {int(c.params["chat_id"]) for c in fake.sent("sendMessage")
+                        if t("letter_received_unverified", "th") in c.params["text"]}
+
+            def cards() -> int:
+                return len([c for c in fake.sent("sendPhoto") if str(c.params["chat_id"]) == GROUP])
+
+            await asyncio.gather(*(post(u) for u in updates))
+            await app.delivery.idle()
+            waited = 0.0
+            while answered() != set(officers) and waited < 30:
+                timer.advance(0.25)
+                waited += 0.25
+                await app.delivery.idle()
+            # Two messages to each of a hundred officers at Telegram's thirty a second: every officer
+            # answered within seven seconds…
+            assert answered() == set(officers) and waited <= 7
+            assert cards() <= 3 + 3  # …while the group got its burst and one card every three seconds
+            for _ in range(60):
+                timer.advance(1)
+                await app.delivery.idle()
+            assert 3 + 20 <= cards() <= 3 + 22  # and twenty a minute (a minute and a few seconds in)
+            async with repo.transaction():
+                assert (await repo.outbox.count()).get("telegram") == 100 - cards()  # the rest wait their turn
+        finally:
+            await app.delivery.stop()
+            await channel.stop()
+            await runner.cleanup()
+            await fake.stop()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import itertools
 import json
 import time
@@ -43,11 +46,14 @@ class Harness:
     timer: ManualTimer  # the delivery's: retries and backoff wait for the test to move it
 
     async def post(self, body: str, signature: str | None) -> int:
+        return await self.post_bytes(body.encode(), signature)
+
+    async def post_bytes(self, body: bytes, signature: str | None) -> int:
         headers = {"Content-Type": "application/json"}
         if signature is not None:
             headers["X-Line-Signature"] = signature
         async with aiohttp.ClientSession() as session, session.post(
-            f"{self.url}/line/webhook", data=body.encode(), headers=headers
+            f"{self.url}/line/webhook", data=body, headers=headers
         ) as response:
             return response.status
 
@@ -443,3 +449,31 @@ async def test_an_event_acknowledged_before_a_crash_is_handled_at_the_next_start
         assert t("greeting", "th").splitlines()[0] in texts(second.fake.messages())
         async with second.app.repo.transaction():
             assert await second.app.repo.inbox_pending("line") == []
+
+
+async def test_a_long_text_goes_whole_in_several_messages(line: Harness):
+    user = User(line)
+    lines = [f"{n:04d} " + "ข" * 95 for n in range(120)]  # about 12,000 characters
+    await line.answer(user.id, [Outbound("\n".join(lines), (Choice("ตกลง", "ok"),))], line.fake.reply_token())
+    [reply] = line.fake.sent()
+    texts = [m["text"] for m in reply.body["messages"]]
+    assert len(texts) == 3 and all(len(x) <= 5000 for x in texts)
+    assert "\n".join(texts).split("\n") == lines
+    assert "quickReply" in reply.body["messages"][-1] and "quickReply" not in reply.body["messages"][0]
+
+
+async def test_a_non_utf8_body_is_judged_by_its_signature_first(line: Harness):
+    body = b'{"destination": "U", "events": [\xff\xfe]}'
+    signature = base64.b64encode(hmac.new(CHANNEL_SECRET.encode(), body, hashlib.sha256).digest()).decode()
+    assert await line.post_bytes(body, "bm90IHRoZSBzaWduYXR1cmU=") == 401
+    assert await line.post_bytes(body, signature) == 400
+
+
+async def test_photos_in_groups_are_never_downloaded(line: Harness):
+    user = User(line)
+    message_id = "group-photo-1"
+    line.fake.contents[message_id] = b"\xff\xd8\xff" + b"\x00" * 5000
+    group = {"type": "group", "groupId": "Cgroup1", "userId": user.id}
+    await user.send(user.event("message", source=group, message={
+        "type": "image", "id": message_id, "contentProvider": {"type": "line"}, "quoteToken": "q"}))
+    assert not [r for r in line.fake.requests if r.path.endswith("/content")]

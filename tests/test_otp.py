@@ -7,8 +7,11 @@ import sqlite3
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
+from handlers.messages import Inbound, Kind
 from handlers.otp_policy import OtpPolicy
-from tests.helpers import PHONE, Officer
+from tests.helpers import PHONE, Officer, delivery_of, stop_delivery
 
 
 async def registered_phone(officer: Officer) -> str | None:
@@ -246,3 +249,21 @@ async def test_the_announced_time_is_when_a_new_code_is_allowed(officer: Officer
     clock.now = start + timedelta(hours=1)  # exactly the time announced
     await officer.press("otp:resend")
     assert len(sms.sent) == 6
+
+
+@pytest.mark.parametrize("down_for, sent", [(2, True), (6, False)])
+async def test_a_code_left_in_the_outbox_by_a_crash_is_sent_only_while_valid(officer, dispatcher, sms, clock,
+                                                                             down_for, sent):
+    await officer.up_to("phone")
+    await stop_delivery(dispatcher)  # the process dies: what is committed stays in the outbox, unsent
+    await dispatcher.handle(Inbound("test", officer.user_id, Kind.TEXT, text="081-234-5678", event_id="ph"))
+    assert sms.sent == []
+    clock.advance(minutes=down_for)
+    await (await delivery_of(dispatcher))[0].idle()  # the next start sends what was left
+    assert len(sms.sent) == int(sent)
+    async with dispatcher.repo.transaction():
+        assert await dispatcher.repo.outbox.count() == {}  # sent or dropped: nothing left behind
+    if sent:
+        assert "ใช้ได้ 3 นาที" in sms.sent[0][1]  # the minutes it has left, not the five it had
+        await officer.say(sms.last_code())
+        assert officer.said("otp_verified", phone="081-234-5678")

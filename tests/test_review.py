@@ -432,3 +432,69 @@ async def test_accounts_not_made_show_in_the_statistics(reviewing, sms, accounts
     boss = Officer(reviewing, sms, user_id="boss")
     await boss.say("/stats")
     assert t("stats_accounts_not_made", "th", count=1) in boss.text
+
+
+async def test_the_same_photo_twice_makes_no_new_card_and_no_new_history(reviewing, sms):
+    officer = Officer(reviewing, sms)
+    pdf, ref = await submitted_with_letter(officer)  # submitted with phone_photo(pdf)
+    reg = await stored(reviewing, ref)
+    async with reviewing.repo.transaction():
+        trail = await reviewing.repo.audit_trail(reg.id)
+    for _ in range(3):  # a phone that sends the photo again, and again
+        await send(officer, phone_photo(pdf))
+        assert officer.said("err_letter_same_photo", ref=ref)
+        assert not any(r.to == REVIEW_CHAT for r in officer.replies)
+    async with reviewing.repo.transaction():
+        assert await reviewing.repo.audit_trail(reg.id) == trail
+        assert len(await reviewing.repo.signed_letters_of(reg.id)) == 1
+    await send(officer, phone_photo(pdf, angle=-3))  # a new photo: the card is replaced (same key)
+    [card] = [r for r in officer.replies if r.to == REVIEW_CHAT]
+    assert card.replace_key == f"card:{reg.id}"
+
+
+async def test_cards_carry_one_key_per_registration_and_a_decision_closes_them(reviewing, sms):
+    officer = Officer(reviewing, sms)
+    ref = await submitted(officer)
+    [card] = [r for r in officer.replies if r.to == REVIEW_CHAT]
+    reg = await stored(reviewing, ref)
+    assert card.replace_key == f"card:{reg.id}" and not card.edit_only and card.choices
+    reviewer = Officer(reviewing, sms, user_id="rev1")
+    await reviewer.say(f"/approve {ref}")
+    [closed] = [r for r in reviewer.replies if r.to == REVIEW_CHAT]
+    assert closed.replace_key == card.replace_key and closed.edit_only and closed.choices == ()
+    assert "rev1" in closed.text and t("status_name_approved", "th") in closed.text
+
+
+async def test_button_data_the_bot_never_made_and_huge_page_numbers_get_an_answer(reviewing, sms):
+    officer = Officer(reviewing, sms)
+    await officer.say("/start")
+    await officer.send(Kind.BUTTON, payload="cmd:nonexistent")
+    assert officer.said("stale_button") and not officer.said("internal_error")
+    reviewer = Officer(reviewing, sms, user_id="rev1")
+    await reviewer.say("/pending 99999999999999999999")
+    assert reviewer.said("review_queue_end") and not reviewer.said("internal_error")
+    await reviewer.send(Kind.BUTTON, payload="review:pending:99999999999999999999999")
+    assert not reviewer.said("internal_error")
+
+
+async def test_show_pages_a_long_history(reviewing, sms):
+    officer = Officer(reviewing, sms)
+    ref = await submitted(officer)
+    reg = await stored(reviewing, ref)
+    async with reviewing.repo.transaction():
+        for n in range(45):  # a registration that went back and forth for weeks
+            await reviewing.repo.add_audit(reg.id, reviewing.clock(), "test:officer-1", "note", f"เหตุการณ์ {n:02d}")
+        total = len(await reviewing.repo.audit_trail(reg.id))
+    reviewer = Officer(reviewing, sms, user_id="rev1")
+    await reviewer.say(f"/show {ref}")
+    [first] = reviewer.replies
+    assert "เหตุการณ์ 44" in first.text and "เหตุการณ์ 25" in first.text and "เหตุการณ์ 24" not in first.text
+    assert first.document is not None and f"review:show:{ref}:2" in reviewer.payloads
+    seen = set()
+    for page in range(2, 10):
+        if f"review:show:{ref}:{page}" not in reviewer.payloads:
+            break
+        await reviewer.press(f"review:show:{ref}:{page}")
+        assert reviewer.replies[0].document is None  # the photo comes once, with the card
+        seen |= {line for line in reviewer.text.splitlines() if " · " in line}
+    assert page == 4 and len(seen) == total - 20  # every older event, on pages 2 and 3

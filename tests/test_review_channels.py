@@ -180,3 +180,42 @@ async def test_an_officer_pressing_a_review_button_in_the_group_is_refused(both:
     assert t("review_not_reviewer", "th") in test_line.texts(messages)
     async with both.line.app.repo.transaction():
         assert (await both.line.app.repo.get_registration_by_ref(ref)).status == "submitted"
+
+
+async def test_a_newer_photo_replaces_the_card_and_a_decision_closes_it(both: Both):
+    officer, ref = await submitted_on_line(both)
+    [card] = [c for c in both.telegram.fake.sent("sendPhoto") if int(c.params["chat_id"]) == TELEGRAM_GROUP]
+    line_cards = [r for r in both.line.fake.sent("/v2/bot/message/push") if r.body["to"] == LINE_GROUP]
+    assert len(line_cards) == 1
+
+    # The officer sends a better photo: the Telegram card is edited in place, with the new photo
+    # and buttons for it; LINE, which cannot edit, holds the new card back a few minutes.
+    template = next(m for m in both.line.fake.messages() if m["type"] == "template")
+    _, pdf, _ = await both.line.get(template["template"]["actions"][0]["uri"])
+    await officer.image(phone_photo(pdf, angle=-4))
+    await both.line.settle()
+    [edit] = both.telegram.fake.sent("editMessageMedia")
+    assert int(edit.params["chat_id"]) == TELEGRAM_GROUP and int(edit.params["message_id"]) == card_id(both, card)
+    assert len([c for c in both.telegram.fake.sent("sendPhoto") if int(c.params["chat_id"]) == TELEGRAM_GROUP]) == 1
+    new_buttons = [b["callback_data"] for row in edit.params["reply_markup"]["inline_keyboard"] for b in row]
+    assert new_buttons != test_telegram.buttons(card) and new_buttons[0].startswith(f"review:approve:{ref}:")
+    assert len([r for r in both.line.fake.sent("/v2/bot/message/push") if r.body["to"] == LINE_GROUP]) == 1
+    await both.line.later(5 * 60 + 1)
+    line_cards = [r for r in both.line.fake.sent("/v2/bot/message/push") if r.body["to"] == LINE_GROUP]
+    assert len(line_cards) == 2  # one new card after the interval, with the newest photo
+
+    # A reviewer on LINE approves: the Telegram card loses its buttons and says who decided.
+    line_reviewer = test_line.User(both.line, user_id=LINE_REVIEWER)
+    group = {"type": "group", "groupId": LINE_GROUP, "userId": LINE_REVIEWER}
+    await line_reviewer.send(line_reviewer.event("postback", source=group,
+                                                 postback={"data": new_buttons[0]}))
+    await both.line.settle()
+    [closed] = both.telegram.fake.sent("editMessageCaption")
+    assert int(closed.params["message_id"]) == card_id(both, card)
+    assert "reply_markup" not in closed.params  # an edit without a keyboard removes it
+    assert LINE_REVIEWER in closed.params["caption"] and t("status_name_approved", "th") in closed.params["caption"]
+
+
+def card_id(both: Both, card) -> int:
+    """The message id the fake gave the card when it was sent."""
+    return card.result["message_id"]

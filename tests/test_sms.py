@@ -98,3 +98,9 @@ async def test_a_final_failure_is_logged_with_the_phone_masked(dispatcher, servi
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("08x-xxx-5678" in line and "HTTP 500" in line for line in lines)
     assert not any("0812345678" in r.getMessage() or "+66812345678" in r.getMessage() for r in caplog.records)
+
+
+async def test_every_try_of_one_sms_carries_the_same_idempotency_key(service: FakeService):
+    service.fail(503)
+    await fast(WebhookGateway(f"{service.url}/sms", None)).send("+66812345678", "x", key="row-key-1")
+    assert [r.headers["Idempotency-Key"] for r in service.received] == ["row-key-1", "row-key-1"]

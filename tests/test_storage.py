@@ -131,3 +131,24 @@ async def test_transactions_do_not_nest_and_belong_to_their_task(repo):
         go.set()
         with pytest.raises(OutsideTransaction):
             await task
+
+
+async def test_concurrent_transactions_share_one_commit_and_a_failing_one_keeps_out(repo, clock):
+    import asyncio
+
+    statements: list[str] = []
+    await repo._db._db.set_trace_callback(statements.append)
+
+    async def turn(n: int) -> None:
+        async with repo.transaction():
+            await repo.record_event("test", f"e{n}", clock())
+            if n == 7:
+                raise ValueError("this turn fails half-way")
+
+    results = await asyncio.gather(*(turn(n) for n in range(20)), return_exceptions=True)
+    assert [type(r).__name__ for r in results].count("ValueError") == 1
+    commits = [s for s in statements if s.strip().upper() == "COMMIT"]
+    assert 1 <= len(commits) <= 3  # twenty transactions, a few fsyncs
+    async with repo.transaction():
+        seen = [n for n in range(20) if await repo.event_seen("test", f"e{n}")]
+    assert seen == [n for n in range(20) if n != 7]  # the failed one left nothing, the others all stayed

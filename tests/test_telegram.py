@@ -356,3 +356,18 @@ async def test_the_webhook_is_registered_with_its_secret(webhook_only: Harness):
     telegram = webhook_only
     [call] = telegram.fake.sent("setWebhook")
     assert call.params["url"].endswith("/telegram/webhook") and call.params["secret_token"] == SECRET
+
+
+async def test_a_photo_is_downloaded_only_at_a_step_that_takes_one(telegram: Harness):
+    user = User(telegram)
+    await user.say("/start")
+    replies = await user.photo(b"\xff\xd8\xff" + b"\x00" * 5000)  # a photo where consent is asked
+    assert t("expect_text", "th", got=t("kind_photo", "th")) in texts(replies)
+    assert not [c for c in telegram.fake.calls if c.method == "getFile"]  # never fetched
+
+
+async def test_an_update_telegram_sends_that_cannot_be_read_is_acknowledged(webhook_only: Harness):
+    broken = {"update_id": webhook_only.fake.next_update_id(), "message": {"text": "no chat, no date, no id"}}
+    assert await webhook_only.deliver(broken) == 200  # a 500 would make Telegram send it forever
+    await webhook_only.settle()
+    assert webhook_only.fake.sent() == []

@@ -31,6 +31,7 @@ class Call:
     files: dict[str, bytes] = field(default_factory=dict)
     filenames: dict[str, str] = field(default_factory=dict)
     refused: int | None = None  # the error status the fake answered with, if it failed the call
+    result: Any = None  # what the fake answered (the message sent, for a send)
 
 
 @dataclass
@@ -125,6 +126,7 @@ class FakeTelegram(LocalServer):
             return web.json_response(body, status=failure.status)
         handler = getattr(self, f"_api_{call.method}", None)
         result = await handler(call) if handler else True
+        call.result = result
         return web.json_response({"ok": True, "result": result})
 
     async def _api_getMe(self, call: Call) -> dict[str, Any]:

@@ -77,6 +77,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
             await runner.cleanup()  # no new webhooks
             for channel in channels:
                 await channel.drain()  # events taken in are handled (their answers into the outbox)
+            await app.dispatcher.settle()
             await app.delivery.stop()  # sends under way finish; the rest waits in the outbox
             for channel in channels:
                 await channel.stop()

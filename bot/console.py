@@ -106,6 +106,7 @@ class ConsoleChat:
     async def send(self, inbound: Inbound) -> None:
         """The line to the bot; back when everything it answered is printed."""
         await self.dispatcher.handle(inbound)
+        await self.dispatcher.settle()
         await self.delivery.idle()
 
     async def deliver(self, unit: Unit) -> Result:

@@ -118,7 +118,7 @@ class LineChannel:
         if pending:
             log.info("LINE: %d events from before the restart", len(pending))
         for event_id, payload in pending:
-            self._schedule(event_id, json.loads(payload))
+            self._schedule(event_id, json.loads(payload), inboxed=True)
 
     async def drain(self) -> None:
         """Let the events taken in be handled (for at most 30 s; the rest wait in the inbox)."""
@@ -150,39 +150,51 @@ class LineChannel:
             return 400
         if not isinstance(events, list):
             return 400
+        events = [raw for raw in events if isinstance(raw, dict) and raw.get("webhookEventId")]
+        if all(_quick(raw) for raw in events):
+            # Handled before LINE gets its 200, which then means "answered": one commit for the
+            # turn, its answers and its event id, no inbox row. A failure answers 500, and LINE
+            # sends the event again (what was committed is not done twice).
+            tasks = [self._schedule(raw["webhookEventId"], raw, inboxed=False) for raw in events]
+            results = await asyncio.gather(*tasks)
+            return 200 if all(results) else 500
+        # Slow events (a photo or file to download) are kept and acknowledged at once.
         fresh = []
         async with self.repo.transaction():
             for raw in events:
-                event_id = raw.get("webhookEventId") if isinstance(raw, dict) else None
-                if not event_id:
-                    continue
+                event_id = raw["webhookEventId"]
                 if await self.repo.inbox_add(CHANNEL, event_id, json.dumps(raw), self.clock()):
                     fresh.append((event_id, raw))
         for event_id, raw in fresh:
-            self._schedule(event_id, raw)
+            self._schedule(event_id, raw, inboxed=True)
         return 200
 
-    def _schedule(self, event_id: str, raw: dict[str, Any]) -> None:
+    def _schedule(self, event_id: str, raw: dict[str, Any], inboxed: bool) -> asyncio.Task[bool]:
         # Tasks start in the order they are made and take their user's lock before anything
         # else, so one user's events are handled in the order LINE sent them.
-        task = asyncio.create_task(self._process(event_id, raw))
+        task = asyncio.create_task(self._process(event_id, raw, inboxed))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
-    async def _process(self, event_id: str, raw: dict[str, Any]) -> None:
+    async def _process(self, event_id: str, raw: dict[str, Any], inboxed: bool) -> bool:
+        """Handle one event; False when it failed in a way worth LINE's sending it again."""
         source = raw.get("source") or {}
         key = source.get("userId") or source.get("groupId") or source.get("roomId") or event_id
         async with self.locks.hold(key):
             try:
-                handled = await self._handle(event_id, raw)
+                handled = await self._handle(event_id, raw, inboxed)
             except Exception:
                 log.exception("LINE event %s (%s) failed", event_id, raw.get("type"))
+                if not inboxed:
+                    return False
                 handled = False
-            if not handled:  # the dispatcher drops an event it handles from the inbox itself
+            if not handled and inboxed:  # the dispatcher drops an event it handles from the inbox itself
                 async with self.repo.transaction():
                     await self.repo.inbox_done(CHANNEL, event_id)
+            return True
 
-    async def _handle(self, event_id: str, raw: dict[str, Any]) -> bool:
+    async def _handle(self, event_id: str, raw: dict[str, Any], inboxed: bool) -> bool:
         """Hand the event to the core; False when it had nothing for the core."""
         try:
             event = Event.from_dict(raw)
@@ -196,18 +208,21 @@ class LineChannel:
         if not user_id:
             return False
         if isinstance(event, UnfollowEvent):
-            await self.dispatcher.mark_unreachable(CHANNEL, user_id, inbox_event=event_id)
+            await self.dispatcher.mark_unreachable(CHANNEL, user_id, inbox_event=event_id if inboxed else None)
             return True
         group_id = source.get("groupId") or source.get("roomId")
-        inbound = await self._inbound(event, raw, user_id, group_id)
+        inbound = await self._inbound(event, raw, user_id, group_id, inboxed)
         if inbound is None:
             return False
         busy = None if group_id else (lambda: self._loading(user_id))
         await self.dispatcher.handle(inbound, busy=busy)
         return True
 
-    async def _inbound(self, event: Event, raw: dict[str, Any], user_id: str, group_id: str | None) -> Inbound | None:
+    async def _inbound(
+        self, event: Event, raw: dict[str, Any], user_id: str, group_id: str | None, inboxed: bool,
+    ) -> Inbound | None:
         common: dict[str, Any] = {
+            "from_inbox": inboxed,
             "channel": CHANNEL, "user_id": user_id, "event_id": raw["webhookEventId"], "group_id": group_id,
             "reply_token": raw.get("replyToken"),
             "received_at": datetime.fromtimestamp(raw.get("timestamp", 0) / 1000, UTC),
@@ -372,6 +387,14 @@ class LineChannel:
                 quick_reply=quick,
             ),
         ]
+
+
+SLOW_MESSAGES = {"image", "video", "audio", "file"}  # what has content to download
+
+
+def _quick(raw: dict[str, Any]) -> bool:
+    """An event the bot can answer in the time LINE waits for its 200: no file to download."""
+    return raw.get("type") != "message" or (raw.get("message") or {}).get("type") not in SLOW_MESSAGES
 
 
 def _label(text: str) -> str:

@@ -97,6 +97,7 @@ class Dispatcher:
         self.locks = KeyedLocks()
         # Called with the rows each commit added to the outbox (the delivery workers take them).
         self.on_commit: Callable[[list[OutboxRow]], None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     async def handle(self, inbound: Inbound, busy: Busy | None = None) -> list[Outbound]:
         """Handle `inbound`; the messages it committed to the outbox (for the console and tests:
@@ -109,9 +110,18 @@ class Dispatcher:
         self._committed(rows)
         if turn is None:
             return apology
-        for registration_id in turn.provision:  # made after the commit: the approval is on disk first
-            await self.provision(registration_id, reviewer=inbound.chat, reviewer_lang=turn.conv.lang)
+        for registration_id in turn.provision:
+            # After the commit (the approval is on disk first), and in the background: the
+            # account service may take seconds, and nobody's turn waits for it.
+            task = asyncio.create_task(self.provision(registration_id, inbound.chat, turn.conv.lang))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         return turn.replies
+
+    async def settle(self) -> None:
+        """Until the work a turn left running (making accounts) is done: tests, a graceful stop."""
+        while self._background:
+            await asyncio.wait(set(self._background))
 
     def _committed(self, rows: list[OutboxRow]) -> None:
         if rows and self.on_commit is not None:
@@ -200,9 +210,11 @@ class Dispatcher:
                 attachment = inbound.attachment
                 inspection = await asyncio.to_thread(attachments.inspect, attachment.data, attachment.declared_size)
             async with self.repo.transaction():
-                if inbound.event_id and await self.repo.event_seen(inbound.channel, inbound.event_id):
+                event_id = inbound.event_id
+                if event_id and not await self.repo.claim_event(inbound.channel, event_id, self.clock()):
                     log.info("skipping redelivered %s event %s", inbound.channel, inbound.event_id)
-                    await self.repo.inbox_done(inbound.channel, inbound.event_id)
+                    if inbound.from_inbox:
+                        await self.repo.inbox_done(inbound.channel, inbound.event_id)
                     return None, [], []
                 turn = await self._load(inbound)
                 turn.inspection = inspection
@@ -219,7 +231,7 @@ class Dispatcher:
         # and the event leaves the inbox in the transaction that writes the apology.
         apology = [Outbound(text("internal_error", lang))]
         async with self.repo.transaction():
-            if inbound.event_id:
+            if inbound.event_id and inbound.from_inbox:
                 await self.repo.inbox_done(inbound.channel, inbound.event_id)
             rows = await self._enqueue(apology, [], inbound, self.clock())
         return None, rows, apology
@@ -330,6 +342,5 @@ class Dispatcher:
         # The turn may have let go of the registration it loaded (cancel, /new): save that one too.
         for reg in {id(r): r for r in (loaded, turn.reg) if r is not None}.values():
             await self.repo.save_registration(reg, turn.now)
-        if turn.inbound.event_id:
-            await self.repo.record_event(turn.inbound.channel, turn.inbound.event_id, turn.now)
+        if turn.inbound.event_id and turn.inbound.from_inbox:
             await self.repo.inbox_done(turn.inbound.channel, turn.inbound.event_id)

@@ -88,6 +88,7 @@ class Inbound:
     # The platform's token to answer this message with (LINE), and when the platform got it.
     reply_token: str | None = None
     received_at: datetime | None = None
+    from_inbox: bool = False  # kept in the inbox before it was handled: the turn removes it
 
     @property
     def chat(self) -> Address:

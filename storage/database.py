@@ -27,7 +27,7 @@ import aiosqlite
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-GROUP_LIMIT = 64  # blocks committed together at most: bounds how long the first one waits
+GROUP_LIMIT = 8  # blocks committed together at most: bounds how long the first one waits
 
 
 def ts(value: datetime | None) -> str | None:
@@ -101,13 +101,14 @@ class Database:
             self._waiting -= 1
         group: asyncio.Future[None] | None = None
         try:
-            group = await _whole(self._open_block())
+            group, savepoint = await _whole(self._open_block())
             token = self._inside.set(True)
             try:
                 yield
-                await _whole(self._db.execute("RELEASE block"))
+                if savepoint:
+                    await _whole(self._db.execute("RELEASE block"))
             except BaseException:
-                await _whole(self._undo_block())
+                await _whole(self._undo_block(savepoint))
                 group = None  # nothing of this block is to be committed: no need to wait
                 raise
             finally:
@@ -119,23 +120,37 @@ class Database:
         if group is not None:
             await asyncio.shield(group)
 
-    async def _open_block(self) -> asyncio.Future[None]:
+    async def _open_block(self) -> tuple[asyncio.Future[None], bool]:
+        """The group this block joins, and whether it runs in a savepoint. The first block of a
+        group needs none: if it fails, the whole transaction holds nothing else to keep."""
         if self._group is None:
             await self._db.execute("BEGIN IMMEDIATE")
-            self._group, self._group_size = asyncio.get_running_loop().create_future(), 0
+            self._group, self._group_size = asyncio.get_running_loop().create_future(), 1
+            return self._group, False
         self._group_size += 1
         await self._db.execute("SAVEPOINT block")
-        return self._group
+        return self._group, True
 
-    async def _undo_block(self) -> None:
+    async def _undo_block(self, savepoint: bool) -> None:
         if not self._db.in_transaction:  # SQLite already rolled the whole transaction back
             self._fail_group(RuntimeError("the transaction was rolled back by SQLite"))
             return
         try:
-            await self._db.execute("ROLLBACK TO block")
-            await self._db.execute("RELEASE block")
+            if savepoint:
+                await self._db.execute("ROLLBACK TO block")
+                await self._db.execute("RELEASE block")
+            else:  # the first block: the transaction is its alone
+                await self._db.execute("ROLLBACK")
+                self._group_ok_after_rollback()
         except Exception:  # keep the original error: it says what went wrong
-            log.exception("ROLLBACK TO failed")
+            log.exception("rolling back a block failed")
+
+    def _group_ok_after_rollback(self) -> None:
+        """The group's first block failed and took the transaction with it: start afresh (no
+        other block had joined: they would have, only after this one)."""
+        group, self._group = self._group, None
+        if group is not None and not group.done():
+            group.set_result(None)
 
     async def _commit(self) -> None:
         group, self._group = self._group, None
@@ -170,12 +185,13 @@ class Database:
         await self._db.executemany(sql, [tuple(r) for r in rows])
 
     async def one(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Row | None:
-        cursor = await self.execute(sql, params)
-        return await cursor.fetchone()
+        rows = await self.all(sql, params)
+        return rows[0] if rows else None
 
     async def all(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
-        cursor = await self.execute(sql, params)
-        return list(await cursor.fetchall())
+        if not self._inside.get():
+            raise OutsideTransaction(sql.split()[0])
+        return list(await self._db.execute_fetchall(sql, tuple(params)))  # one trip to SQLite's thread
 
 
 # --- migrations ----------------------------------------------------------------------

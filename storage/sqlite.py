@@ -76,6 +76,15 @@ class Repository:
             "INSERT INTO processed_events (channel, event_id, at) VALUES (?, ?, ?)", (channel, event_id, _ts(at))
         )
 
+    async def claim_event(self, channel: str, event_id: str, at: datetime) -> bool:
+        """Record an event id; False when it was recorded before (a redelivery). One statement:
+        the check and the record together."""
+        cursor = await self._execute(
+            "INSERT INTO processed_events (channel, event_id, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            (channel, event_id, _ts(at)),
+        )
+        return cursor.rowcount == 1
+
     async def forget_events_before(self, before: datetime) -> int:
         cursor = await self._execute("DELETE FROM processed_events WHERE at < ?", (_ts(before),))
         return cursor.rowcount

@@ -85,6 +85,7 @@ async def delivered(dispatcher: Dispatcher, action: Awaitable[object], own: Addr
     delivery, chat = await delivery_of(dispatcher)
     before = len(chat.delivered)
     await action
+    await dispatcher.settle()
     await delivery.idle()
     return [message if message.to != own else replace(message, to=None)
             for _, message in sorted(chat.delivered[before:], key=lambda d: d[0])]

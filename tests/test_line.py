@@ -66,6 +66,7 @@ class Harness:
     async def settle(self) -> None:
         """Until every event taken in is handled and every answer due is sent."""
         await self.channel.idle()
+        await self.app.dispatcher.settle()
         await self.app.delivery.idle()
 
     async def later(self, seconds: float) -> None:

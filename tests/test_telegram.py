@@ -57,6 +57,7 @@ class Harness:
         while seen != len(self.fake.calls):
             seen = len(self.fake.calls)
             await asyncio.sleep(quiet)
+            await asyncio.wait_for(self.app.dispatcher.settle(), timeout)
             await asyncio.wait_for(self.app.delivery.idle(), timeout)
             if time.monotonic() > deadline:
                 raise AssertionError("the bot kept calling the API")

@@ -15,8 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from bot.delivery import Delivery, Policy, Result, Sent, Unit
+from bot.delivery import Delivery
 from bot.letter_files import LetterFiles
+from bot.sender import Policy, Result, Sent, Unit
 from handlers.dispatch import Dispatcher
 from handlers.messages import Address, Attachment, Choice, Inbound, Kind, Outbound, decode
 

@@ -25,84 +25,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from bot.pacing import Bucket, Pace, RealTimer, Timer
+from bot.pacing import Bucket, RealTimer, Timer
+from bot.sender import Refused, Result, Retry, Sender, Sent, Unit, Unreachable, backoff
 from storage import OutboxRow, Repository
 from storage.models import BROADCAST
 
 log = logging.getLogger(__name__)
 
 RESERVED_SLOTS = 2  # sending slots a broadcast never takes
-MAX_BACKOFF = 300.0  # seconds
-
-
-def backoff(attempt: int) -> float:
-    """1, 2, 4 … seconds, at most five minutes."""
-    return min(MAX_BACKOFF, 2.0**attempt)
-
-
-@dataclass
-class Unit:
-    """What one send covers: the first waiting row of a chat or, where the platform takes
-    several messages in one request, the rows written together with it."""
-
-    chat_id: str
-    rows: list[OutboxRow]
-    attempt: int = 0  # failed tries so far
-    recovered: bool = False  # read at start-up: a process before this one may have sent part of it
-    progress: int = 0  # parts already accepted by the platform; a retry goes on after them
-    notes: dict[str, Any] = field(default_factory=dict)  # the sender's own, kept from try to try
-    previous: dict[str, tuple[str | None, datetime]] = field(default_factory=dict)  # replace key → last sent
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))  # by the delivery's clock
-
-
-@dataclass(frozen=True)
-class Sent:
-    refs: dict[str, str | None] = field(default_factory=dict)  # replace key → the platform's id for it
-
-
-@dataclass(frozen=True)
-class Retry:
-    after: float
-    reason: str
-    throttled: bool = False  # the platform asked to wait: not a failure, never given up
-
-
-@dataclass(frozen=True)
-class Unreachable:
-    """The user blocked or unfollowed the bot: nothing more goes to this chat."""
-
-
-@dataclass(frozen=True)
-class Refused:
-    reason: str
-
-
-Result = Sent | Retry | Unreachable | Refused
-
-
-def _never_a_group(chat_id: str) -> bool:
-    return False
-
-
-@dataclass(frozen=True)
-class Policy:
-    concurrency: int = 8  # sends in flight at once
-    overall: Pace | None = None
-    private: Pace | None = None
-    group: Pace | None = None
-    batch: bool = False  # several rows of one chat in one send (those written together)
-    is_group: Callable[[str], bool] = _never_a_group
-    give_up_after: float = 24 * 3600.0  # seconds of failures (not throttling) before a message is dropped
-
-
-class Sender(Protocol):
-    channel: str
-    policy: Policy
-
-    async def deliver(self, unit: Unit) -> Result:
-        """Send `unit` to the platform; advance `unit.progress` as its parts are accepted."""
 
 
 @dataclass
@@ -182,11 +114,8 @@ class Worker:
     async def idle(self) -> None:
         """Until nothing more can be sent without the clock moving on: every message due now
         is sent and recorded (tests, and the console between two lines)."""
-        while not self._quiet():
+        while not self.quiet():
             await asyncio.sleep(0.001)
-
-    def pending(self) -> int:
-        return sum(len(c.rows) for c in self._chats.values())
 
     # --- queues ------------------------------------------------------------------------
 
@@ -382,7 +311,8 @@ class Worker:
         finally:
             self._flushing = False
 
-    def _quiet(self) -> bool:
+    def quiet(self) -> bool:
+        """Nothing being sent or recorded, and nothing that may be sent before the clock moves."""
         if self._wake.is_set() or self._busy or self._flushing or self._done or self._refs or self._unreachable:
             return False
         if self._tasks:  # on_refused hooks
@@ -441,5 +371,5 @@ class Delivery:
     async def idle(self) -> None:
         """Until no worker can send anything more now (one worker's refusal may give another
         a message: a code that could not be sent is told in chat)."""
-        while not all(worker._quiet() for worker in self.workers.values()):
+        while not all(worker.quiet() for worker in self.workers.values()):
             await asyncio.sleep(0.001)

@@ -60,8 +60,8 @@ from linebot.v3.webhooks import (
 )
 
 from bot.config import Config
-from bot.delivery import Policy, Refused, Result, Retry, Sent, Unit, Unreachable, backoff
 from bot.links import LetterLink, LetterLinks
+from bot.sender import Policy, Refused, Result, Retry, Sent, Unit, Unreachable, backoff
 from handlers.attachments import MAX_BYTES
 from handlers.dispatch import Dispatcher, KeyedLocks, utc_now
 from handlers.messages import Attachment, Choice, Inbound, Kind, Outbound, decode, split_text
@@ -354,11 +354,12 @@ class LineChannel:
             await self.api.reply_message(ReplyMessageRequest(reply_token=token, messages=messages))
             return "sent"
         except ApiException as e:
-            if e.status == 400 and maybe_used:
+            token_refused = e.status == 400 and "reply token" in str(e.body or "").lower()
+            if token_refused and maybe_used:
                 log.info("LINE reply token already used: the earlier try delivered it")
                 return "sent"
-            if e.status == 400:
-                log.info("LINE reply token not accepted; pushing instead")
+            if e.status == 400:  # the token is no good, or the request: a push says which
+                log.info("LINE reply not accepted (%s); pushing instead", e.body)
                 return "refused"
             return f"HTTP {e.status}"
         except (aiohttp.ClientError, TimeoutError) as e:

@@ -19,7 +19,7 @@ from typing import TextIO
 import aiohttp
 
 from bot.config import Config, ConfigError
-from bot.delivery import Policy, Refused, Result, Retry, Sent, Unit, backoff
+from bot.sender import Policy, Refused, Result, Retry, Sent, Unit, backoff
 from handlers.dispatch import SMS, Dispatcher, SmsError, SmsGateway
 from handlers.messages import decode_sms
 from handlers.validation import local_phone, mask_phone

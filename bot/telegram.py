@@ -35,9 +35,9 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from telegram.ext import Application, ContextTypes, TypeHandler
 
 from bot.config import Config
-from bot.delivery import Policy, Refused, Result, Retry, Sent, Unit, Unreachable, backoff
 from bot.letter_files import LetterFiles
 from bot.pacing import Pace
+from bot.sender import Policy, Refused, Result, Retry, Sent, Unit, Unreachable, backoff
 from handlers.dispatch import Dispatcher, KeyedLocks
 from handlers.messages import Attachment, Choice, Inbound, Kind, Outbound, SharedContact, decode, split_text
 

@@ -18,7 +18,8 @@ import pytest
 
 from bot.app import App, open_app
 from bot.config import load_config
-from bot.delivery import Delivery, Policy, Sent, Unit
+from bot.delivery import Delivery
+from bot.sender import Policy, Sent, Unit
 from bot.telegram import TelegramChannel
 from handlers.messages import Choice, Outbound, encode
 from storage import OutboxRow

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from bot.delivery import Policy, Result, Sent, Unit
 from bot.letter_files import LetterFiles
+from bot.sender import Policy, Result, Sent, Unit
 from handlers.messages import Address, Outbound, decode
 
 

@@ -30,7 +30,7 @@ async def bare_transactions(repo: Repository, count: int) -> list[float]:
     for n in range(count):
         start = time.perf_counter()
         async with repo.transaction():
-            await repo.record_event("bench", f"bare-{n}", Clock()())
+            await repo.events.record("bench", f"bare-{n}", Clock()())
         times.append(time.perf_counter() - start)
     return times
 

@@ -49,7 +49,7 @@ async def open_app(
     crypto = Crypto(config.secret_key)
     repo = await Repository.open(config.database_path, crypto)
     async with repo.transaction():  # platforms redeliver within minutes; a month of ids is ample
-        await repo.forget_events_before(datetime.now(UTC) - EVENT_ID_RETENTION)
+        await repo.events.forget_before(datetime.now(UTC) - EVENT_ID_RETENTION)
     settings = replace(settings or config.core_settings(), seal_key=crypto.signing_key)
     files = UploadStore(config.data_dir / "uploads", crypto)
     dispatcher = Dispatcher(repo, settings, sms, files, provisioner=make_provisioner(config))

@@ -114,7 +114,7 @@ class LineChannel:
         self._clients = [api, blob]
         self.api, self.blob = AsyncMessagingApi(api), AsyncMessagingApiBlob(blob)
         async with self.repo.transaction():
-            pending = await self.repo.inbox_pending(CHANNEL)
+            pending = await self.repo.events.waiting(CHANNEL)
         if pending:
             log.info("LINE: %d events from before the restart", len(pending))
         for event_id, payload in pending:
@@ -163,7 +163,7 @@ class LineChannel:
         async with self.repo.transaction():
             for raw in events:
                 event_id = raw["webhookEventId"]
-                if await self.repo.inbox_add(CHANNEL, event_id, json.dumps(raw), self.clock()):
+                if await self.repo.events.keep(CHANNEL, event_id, json.dumps(raw), self.clock()):
                     fresh.append((event_id, raw))
         for event_id, raw in fresh:
             self._schedule(event_id, raw, inboxed=True)
@@ -191,7 +191,7 @@ class LineChannel:
                 handled = False
             if not handled and inboxed:  # the dispatcher drops an event it handles from the inbox itself
                 async with self.repo.transaction():
-                    await self.repo.inbox_done(CHANNEL, event_id)
+                    await self.repo.events.done(CHANNEL, event_id)
             return True
 
     async def _handle(self, event_id: str, raw: dict[str, Any], inboxed: bool) -> bool:

@@ -211,10 +211,10 @@ class Dispatcher:
                 inspection = await asyncio.to_thread(attachments.inspect, attachment.data, attachment.declared_size)
             async with self.repo.transaction():
                 event_id = inbound.event_id
-                if event_id and not await self.repo.claim_event(inbound.channel, event_id, self.clock()):
+                if event_id and not await self.repo.events.claim(inbound.channel, event_id, self.clock()):
                     log.info("skipping redelivered %s event %s", inbound.channel, inbound.event_id)
                     if inbound.from_inbox:
-                        await self.repo.inbox_done(inbound.channel, inbound.event_id)
+                        await self.repo.events.done(inbound.channel, inbound.event_id)
                     return None, [], []
                 turn = await self._load(inbound)
                 turn.inspection = inspection
@@ -232,7 +232,7 @@ class Dispatcher:
         apology = [Outbound(text("internal_error", lang))]
         async with self.repo.transaction():
             if inbound.event_id and inbound.from_inbox:
-                await self.repo.inbox_done(inbound.channel, inbound.event_id)
+                await self.repo.events.done(inbound.channel, inbound.event_id)
             rows = await self._enqueue(apology, [], inbound, self.clock())
         return None, rows, apology
 
@@ -288,7 +288,7 @@ class Dispatcher:
             if await self.repo.set_blocked(channel, user_id, self.clock()):
                 log.info("%s:%s is unreachable (blocked or unfollowed)", channel, user_id)
             if inbox_event:
-                await self.repo.inbox_done(channel, inbox_event)
+                await self.repo.events.done(channel, inbox_event)
 
     async def sms_text(self, sms: Sms) -> str | None:
         """The text of an SMS about to be sent; None when it is no longer worth sending (its
@@ -296,7 +296,7 @@ class Dispatcher:
         if sms.otp_challenge_id is None:
             return sms.text
         async with self.repo.transaction():
-            challenge = await self.repo.get_otp(sms.otp_challenge_id)
+            challenge = await self.repo.otp.get(sms.otp_challenge_id)
         return None if challenge is None else otp.sms_text(challenge, sms.lang, self.clock())
 
     async def sms_not_sent(self, sms: Sms) -> None:
@@ -306,7 +306,7 @@ class Dispatcher:
             return
         now = self.clock()
         async with self.repo.transaction():
-            await self.repo.otp_send_failed(sms.otp_challenge_id, now)
+            await self.repo.otp.send_failed(sms.otp_challenge_id, now)
             notices = [Outbound(text("sms_failed", sms.lang), to=sms.notify)] if sms.notify else []
             rows = await self._enqueue(notices, [], None, now)
         self._committed(rows)
@@ -332,7 +332,7 @@ class Dispatcher:
             )
         conv.blocked = False  # they wrote: they can be answered
         reg = await repo.get_registration(conv.registration_id) if conv.registration_id else None
-        challenge = await repo.get_otp(conv.otp_challenge_id) if conv.otp_challenge_id else None
+        challenge = await repo.otp.get(conv.otp_challenge_id) if conv.otp_challenge_id else None
         return Turn(inbound, conv, reg, repo, now, self.settings, challenge=challenge, files=self.files)
 
     async def _save(self, turn: Turn, loaded: Registration | None) -> None:
@@ -343,4 +343,4 @@ class Dispatcher:
         for reg in {id(r): r for r in (loaded, turn.reg) if r is not None}.values():
             await self.repo.save_registration(reg, turn.now)
         if turn.inbound.event_id and turn.inbound.from_inbox:
-            await self.repo.inbox_done(turn.inbound.channel, turn.inbound.event_id)
+            await self.repo.events.done(turn.inbound.channel, turn.inbound.event_id)

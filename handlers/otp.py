@@ -35,11 +35,11 @@ def _until(times: list[datetime], limit: int, window: timedelta) -> datetime | N
 async def request_code(turn: Turn, phone: str) -> Invalid | None:
     """Send a new code to `phone`, or say which limit stops it and until when."""
     policy, repo, now = turn.settings.otp, turn.repo, turn.now
-    guard = await repo.get_phone_guard(phone)
+    guard = await repo.otp.guard(phone)
     if guard.locked_until and guard.locked_until > now:
         return Invalid("otp_locked", {"until": turn.when(guard.locked_until)})
 
-    to_phone = await repo.otp_sent_to_phone(phone, since=now - DAY)
+    to_phone = await repo.otp.sent_to_phone(phone, since=now - DAY)
     if to_phone and now - to_phone[-1] < policy.resend_after:
         wait = policy.resend_after - (now - to_phone[-1])
         return Invalid("otp_cooldown", {"seconds": math.ceil(wait.total_seconds())})
@@ -48,18 +48,18 @@ async def request_code(turn: Turn, phone: str) -> Invalid | None:
         return Invalid("otp_phone_hour", {"limit": policy.per_phone_hour, "until": turn.when(until)})
     if until := _until(to_phone, policy.per_phone_day, DAY):
         return Invalid("otp_phone_day", {"limit": policy.per_phone_day, "until": turn.when(until)})
-    by_user = await repo.otp_sent_for_user(turn.conv.channel, turn.conv.user_id, since=now - DAY)
+    by_user = await repo.otp.sent_for_user(turn.conv.channel, turn.conv.user_id, since=now - DAY)
     if until := _until(by_user, policy.per_user_day, DAY):
         return Invalid("otp_user_day", {"limit": policy.per_user_day, "until": turn.when(until)})
-    total, oldest = await repo.otp_sent_total(since=now - DAY)
+    total, oldest = await repo.otp.sent_total(since=now - DAY)
     if total >= policy.global_day and oldest is not None:
         log.warning("global OTP cap reached: %d codes in 24 h; refusing until %s", total, oldest + DAY)
         return Invalid("otp_global", {"until": turn.when(oldest + DAY)})
 
     if turn.challenge is not None:
-        await repo.close_otp(turn.challenge.id, now)  # only the newest code is valid
+        await repo.otp.close(turn.challenge.id, now)  # only the newest code is valid
     secret = pyotp.random_base32()
-    challenge = await repo.create_otp(
+    challenge = await repo.otp.create(
         phone, secret, turn.conv.channel, turn.conv.user_id, now, expires_at=now + policy.ttl
     )
     turn.challenge = challenge
@@ -84,7 +84,7 @@ async def check_code(turn: Turn, typed: str) -> Invalid | None:
     challenge = turn.challenge
     if challenge is None:
         return Invalid("otp_no_code")
-    guard = await repo.get_phone_guard(challenge.phone)
+    guard = await repo.otp.guard(challenge.phone)
     if guard.locked_until and guard.locked_until > now:
         return Invalid("otp_locked", {"until": turn.when(guard.locked_until)})
     if challenge.closed_at is not None:
@@ -101,15 +101,15 @@ async def check_code(turn: Turn, typed: str) -> Invalid | None:
         log.info("wrong OTP for %s (%d/%d)", mask_phone(challenge.phone), guard.failures, policy.max_failures)
         if guard.failures >= policy.max_failures:
             guard.failures, guard.locked_until = 0, now + policy.lockout
-            await repo.save_phone_guard(guard)
-            await repo.close_otp(challenge.id, now)
+            await repo.otp.save_guard(guard)
+            await repo.otp.close(challenge.id, now)
             return Invalid("otp_locked", {"until": turn.when(guard.locked_until)})
-        await repo.save_phone_guard(guard)
+        await repo.otp.save_guard(guard)
         return Invalid("otp_wrong", {"left": policy.max_failures - guard.failures})
 
-    await repo.close_otp(challenge.id, now)
+    await repo.otp.close(challenge.id, now)
     guard.failures, guard.locked_until = 0, None
-    await repo.save_phone_guard(guard)
+    await repo.otp.save_guard(guard)
     previous = reg.phone
     reg.phone, reg.phone_verified_at = challenge.phone, now
     turn.challenge = None

@@ -202,7 +202,7 @@ async def answer_phone(turn: Turn, text: str, payload: str | None) -> Outcome:
 
 async def drop_pending_code(turn: Turn) -> None:
     if turn.challenge is not None:
-        await turn.repo.close_otp(turn.challenge.id, turn.now)
+        await turn.repo.otp.close(turn.challenge.id, turn.now)
         turn.challenge = None
 
 

@@ -20,7 +20,9 @@ from storage.crypto import Crypto
 from storage.database import Database
 from storage.database import dt as _dt
 from storage.database import ts as _ts
-from storage.models import Conversation, OtpChallenge, PhoneGuard, Registration, School, SignedLetter
+from storage.events import EventStore
+from storage.models import Conversation, Registration, School, SignedLetter
+from storage.otp import OtpStore
 from storage.outbox import OutboxStore
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ class Repository:
         self._crypto = crypto
         self._execute, self._one, self._all = db.execute, db.one, db.all
         self.outbox = OutboxStore(db, crypto)
+        self.otp = OtpStore(db, crypto)
+        self.events = EventStore(db, crypto)
 
     @classmethod
     async def open(cls, path: Path | str, crypto: Crypto) -> Repository:
@@ -62,53 +66,6 @@ class Repository:
         """One atomic unit of work: committed (durably) when the block ends, rolled back on any error."""
         async with self._db.transaction():
             yield self
-
-    # --- redelivery guard --------------------------------------------------------------
-
-    async def event_seen(self, channel: str, event_id: str) -> bool:
-        row = await self._one(
-            "SELECT 1 FROM processed_events WHERE channel = ? AND event_id = ?", (channel, event_id)
-        )
-        return row is not None
-
-    async def record_event(self, channel: str, event_id: str, at: datetime) -> None:
-        await self._execute(
-            "INSERT INTO processed_events (channel, event_id, at) VALUES (?, ?, ?)", (channel, event_id, _ts(at))
-        )
-
-    async def claim_event(self, channel: str, event_id: str, at: datetime) -> bool:
-        """Record an event id; False when it was recorded before (a redelivery). One statement:
-        the check and the record together."""
-        cursor = await self._execute(
-            "INSERT INTO processed_events (channel, event_id, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            (channel, event_id, _ts(at)),
-        )
-        return cursor.rowcount == 1
-
-    async def forget_events_before(self, before: datetime) -> int:
-        cursor = await self._execute("DELETE FROM processed_events WHERE at < ?", (_ts(before),))
-        return cursor.rowcount
-
-    # --- inbox: acknowledged webhook events not handled yet --------------------------------
-
-    async def inbox_add(self, channel: str, event_id: str, payload: str, at: datetime) -> bool:
-        """Keep an event until it is handled; False when it is already waiting (a redelivery)."""
-        cursor = await self._execute(
-            """INSERT INTO inbox (channel, event_id, payload_enc, received_at) VALUES (?, ?, ?, ?)
-               ON CONFLICT (channel, event_id) DO NOTHING""",
-            (channel, event_id, self._crypto.encrypt(payload), _ts(at)),
-        )
-        return cursor.rowcount == 1
-
-    async def inbox_pending(self, channel: str) -> list[tuple[str, str]]:
-        """(event id, payload) of the events still waiting, oldest first."""
-        rows = await self._all(
-            "SELECT event_id, payload_enc FROM inbox WHERE channel = ? ORDER BY received_at, event_id", (channel,)
-        )
-        return [(r[0], self._crypto.decrypt(r[1])) for r in rows]  # type: ignore[misc]
-
-    async def inbox_done(self, channel: str, event_id: str) -> None:
-        await self._execute("DELETE FROM inbox WHERE channel = ? AND event_id = ?", (channel, event_id))
 
     # --- conversations -----------------------------------------------------------------
 
@@ -406,92 +363,6 @@ class Repository:
             (registration_id,),
         )
         return [AuditEvent(_dt(r["at"]), r["actor"], r["kind"], r["detail"]) for r in rows]  # type: ignore[arg-type]
-
-    # --- OTP ---------------------------------------------------------------------------
-
-    async def create_otp(
-        self, phone: str, secret: str, channel: str, user_id: str, now: datetime, expires_at: datetime
-    ) -> OtpChallenge:
-        cursor = await self._execute(
-            """INSERT INTO otp_challenges (phone_index, phone_enc, secret_enc, channel, user_id, created_at,
-                                           expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
-            (
-                self._crypto.index("phone", phone), self._crypto.encrypt(phone), self._crypto.encrypt(secret),
-                channel, user_id, _ts(now), _ts(expires_at),
-            ),
-        )
-        assert cursor.lastrowid is not None
-        return OtpChallenge(cursor.lastrowid, phone, secret, channel, user_id, now, expires_at)
-
-    async def get_otp(self, challenge_id: int) -> OtpChallenge | None:
-        row = await self._one("SELECT * FROM otp_challenges WHERE id = ?", (challenge_id,))
-        if row is None:
-            return None
-        return OtpChallenge(
-            id=row["id"],
-            phone=self._crypto.decrypt(row["phone_enc"]),  # type: ignore[arg-type]
-            secret=self._crypto.decrypt(row["secret_enc"]),  # type: ignore[arg-type]
-            channel=row["channel"],
-            user_id=row["user_id"],
-            created_at=_dt(row["created_at"]),  # type: ignore[arg-type]
-            expires_at=_dt(row["expires_at"]),  # type: ignore[arg-type]
-            closed_at=_dt(row["closed_at"]),
-        )
-
-    async def close_otp(self, challenge_id: int, at: datetime) -> None:
-        await self._execute(
-            "UPDATE otp_challenges SET closed_at = ? WHERE id = ? AND closed_at IS NULL", (_ts(at), challenge_id)
-        )
-
-    async def otp_send_failed(self, challenge_id: int, at: datetime) -> None:
-        """The gateway could not send this code: close it, and let it count against no limit."""
-        await self._execute(
-            "UPDATE otp_challenges SET send_failed = 1, closed_at = COALESCE(closed_at, ?) WHERE id = ?",
-            (_ts(at), challenge_id),
-        )
-
-    async def otp_sent_to_phone(self, phone: str, since: datetime) -> list[datetime]:
-        """When codes were sent to this phone after `since`, oldest first."""
-        rows = await self._all(
-            """SELECT created_at FROM otp_challenges WHERE phone_index = ? AND created_at > ? AND send_failed = 0
-               ORDER BY created_at""",
-            (self._crypto.index("phone", phone), _ts(since)),
-        )
-        return [_dt(r[0]) for r in rows]  # type: ignore[misc]
-
-    async def otp_sent_for_user(self, channel: str, user_id: str, since: datetime) -> list[datetime]:
-        rows = await self._all(
-            """SELECT created_at FROM otp_challenges
-               WHERE channel = ? AND user_id = ? AND created_at > ? AND send_failed = 0 ORDER BY created_at""",
-            (channel, user_id, _ts(since)),
-        )
-        return [_dt(r[0]) for r in rows]  # type: ignore[misc]
-
-    async def otp_sent_total(self, since: datetime) -> tuple[int, datetime | None]:
-        """How many codes were sent since `since`, and when the oldest of them was."""
-        row = await self._one(
-            "SELECT COUNT(*), MIN(created_at) FROM otp_challenges WHERE created_at > ? AND send_failed = 0",
-            (_ts(since),),
-        )
-        assert row is not None
-        return row[0], _dt(row[1])
-
-    async def get_phone_guard(self, phone: str) -> PhoneGuard:
-        row = await self._one(
-            "SELECT failures, locked_until FROM otp_phone_guards WHERE phone_index = ?",
-            (self._crypto.index("phone", phone),),
-        )
-        if row is None:
-            return PhoneGuard(phone)
-        return PhoneGuard(phone, row["failures"], _dt(row["locked_until"]))
-
-    async def save_phone_guard(self, guard: PhoneGuard) -> None:
-        await self._execute(
-            """INSERT INTO otp_phone_guards (phone_index, failures, locked_until) VALUES (?, ?, ?)
-               ON CONFLICT (phone_index) DO UPDATE SET failures = excluded.failures,
-                                                       locked_until = excluded.locked_until""",
-            (self._crypto.index("phone", guard.phone), guard.failures, _ts(guard.locked_until)),
-        )
 
     # --- school directory --------------------------------------------------------------
 

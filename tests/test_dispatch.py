@@ -23,8 +23,8 @@ async def test_a_redelivered_event_is_processed_once(officer: Officer, dispatche
     async with repo.transaction():
         conv = await repo.get_conversation("test", officer.user_id)
         reg = await repo.get_registration(conv.registration_id)
-        assert await repo.event_seen("test", "line-ev-42")
-        assert not await repo.event_seen("other-channel", "line-ev-42")
+        assert await repo.events.seen("test", "line-ev-42")
+        assert not await repo.events.seen("other-channel", "line-ev-42")
     assert (conv.state, reg.school_code, reg.school_name) == ("school_name", "1054530001", None)
     await officer.say("/status")
     assert f"3/{TOTAL_STEPS}" in officer.text
@@ -113,7 +113,7 @@ async def test_a_turn_that_fails_half_way_keeps_nothing_and_can_be_redelivered(o
     async with repo.transaction():
         conv = await repo.get_conversation("test", officer.user_id)
         reg = await repo.get_registration(conv.registration_id)
-        assert not await repo.event_seen("test", "ev-fail")
+        assert not await repo.events.seen("test", "ev-fail")
     assert (conv.state, reg.school_name) == ("school_name", None)
 
     with sqlite3.connect(tmp_path / "kiddiary.sqlite3") as db:

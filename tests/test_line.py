@@ -239,7 +239,7 @@ async def test_a_webhook_without_a_valid_signature_is_refused(line: Harness, sig
     assert line.fake.requests == []
     async with line.app.repo.transaction():
         assert await line.app.repo.get_conversation("line", user.id) is None
-        assert await line.app.repo.inbox_pending("line") == []
+        assert await line.app.repo.events.waiting("line") == []
 
 
 async def test_a_malformed_body_is_refused_even_when_signed(line: Harness):
@@ -444,12 +444,12 @@ async def test_an_event_acknowledged_before_a_crash_is_handled_at_the_next_start
         user = User(first)
         event = user.text_event("/start")
         async with first.app.repo.transaction():  # acknowledged and kept, then the process died
-            await first.app.repo.inbox_add("line", event["webhookEventId"], json.dumps(event), first.clock())
+            await first.app.repo.events.keep("line", event["webhookEventId"], json.dumps(event), first.clock())
     async with running(tmp_path) as second:
         await second.settle()
         assert t("greeting", "th").splitlines()[0] in texts(second.fake.messages())
         async with second.app.repo.transaction():
-            assert await second.app.repo.inbox_pending("line") == []
+            assert await second.app.repo.events.waiting("line") == []
 
 
 async def test_a_long_text_goes_whole_in_several_messages(line: Harness):

@@ -71,7 +71,7 @@ async def test_only_the_newest_code_counts_and_a_code_works_once(officer: Office
         challenge_id = (await repo.get_conversation(officer.channel, officer.user_id)).otp_challenge_id
     await officer.say(second)
     async with repo.transaction():
-        challenge = await repo.get_otp(challenge_id)
+        challenge = await repo.otp.get(challenge_id)
         conv = await repo.get_conversation(officer.channel, officer.user_id)
     assert challenge.closed_at is not None and conv.otp_challenge_id is None
 

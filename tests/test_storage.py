@@ -92,11 +92,11 @@ async def test_blind_indexes_are_keyed(crypto):
 
 async def test_old_event_ids_can_be_forgotten(repo, clock):
     async with repo.transaction():
-        await repo.record_event("line", "old", clock())
+        await repo.events.record("line", "old", clock())
         clock.advance(days=31)
-        await repo.record_event("line", "new", clock())
-        assert await repo.forget_events_before(clock.now - timedelta(days=30)) == 1
-        assert not await repo.event_seen("line", "old") and await repo.event_seen("line", "new")
+        await repo.events.record("line", "new", clock())
+        assert await repo.events.forget_before(clock.now - timedelta(days=30)) == 1
+        assert not await repo.events.seen("line", "old") and await repo.events.seen("line", "new")
 
 
 async def test_a_failed_commit_is_rolled_back_and_the_next_transaction_works(repo, clock):
@@ -141,7 +141,7 @@ async def test_concurrent_transactions_share_one_commit_and_a_failing_one_keeps_
 
     async def turn(n: int) -> None:
         async with repo.transaction():
-            await repo.record_event("test", f"e{n}", clock())
+            await repo.events.record("test", f"e{n}", clock())
             if n == 7:
                 raise ValueError("this turn fails half-way")
 
@@ -150,5 +150,5 @@ async def test_concurrent_transactions_share_one_commit_and_a_failing_one_keeps_
     commits = [s for s in statements if s.strip().upper() == "COMMIT"]
     assert 1 <= len(commits) <= 3  # twenty transactions, a few fsyncs
     async with repo.transaction():
-        seen = [n for n in range(20) if await repo.event_seen("test", f"e{n}")]
+        seen = [n for n in range(20) if await repo.events.seen("test", f"e{n}")]
     assert seen == [n for n in range(20) if n != 7]  # the failed one left nothing, the others all stayed

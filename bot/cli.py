@@ -1,4 +1,6 @@
-"""`kiddiary-bot`: run the bot, chat with it locally, and the admin tasks (DESIGN.md, contracts)."""
+"""`kiddiary-bot`: run the bot, chat with it locally, and the admin tasks.
+
+The command names are a contract: operators' scripts and service files use them."""
 
 from __future__ import annotations
 

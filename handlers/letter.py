@@ -1,4 +1,4 @@
-"""DESIGN.md steps 11 and 12: issuing the appointment letter, and taking the signed one back.
+"""Steps 11 and 12 of the registration: issuing the appointment letter, and taking the signed one back.
 
 The letter is made on demand from the stored registration (never kept on disk), after the
 turn is committed and off the event loop (the dispatcher renders `Document.render`). Each
@@ -92,7 +92,7 @@ async def receive(
 ) -> SignedLetter | Invalid:
     """Store a returned letter for `reg` and mark the registration submitted.
 
-    The review (DESIGN.md step 13) starts from the SignedLetter returned here."""
+    The review (step 13) starts from the SignedLetter returned here."""
     if reg.status not in AWAITING_LETTER:  # decided: a photo now changes nothing
         return Invalid("letter_not_expected", {"ref": reg.ref})
     if reg.confirmed_at is None:  # details reopened for editing: the letter they had is no longer it

@@ -1,4 +1,5 @@
-"""Free text as typed on a phone, made comparable before validation (DESIGN.md, step rules)."""
+"""Free text as typed on a phone, made comparable before validation: Thai digits become 0-9,
+spaces, dashes and zero-width characters leave numbers, Unicode is NFC."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DESIGN.md step 13: reviewers see each submission and approve it or reject it with a reason.
+"""Step 13 of the registration: reviewers see each submission and approve it or reject it with a reason.
 
 Commands (any chat, private or a review group): /pending [page], /show REF, /approve REF,
 /reject REF REASON, /find TEXT; admins: /reviewer add|remove channel:user_id. Buttons carry

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-# Statuses of a registration (DESIGN.md): draft → letter_issued → submitted → approved | rejected,
+# Statuses of a registration: draft → letter_issued → submitted → approved | rejected,
 # or cancelled.
 DRAFT = "draft"
 LETTER_ISSUED = "letter_issued"

@@ -48,7 +48,7 @@ CREATE TABLE conversations (
     PRIMARY KEY (channel, user_id)
 ) WITHOUT ROWID;
 
--- Every status change and decision: who, when, what (DESIGN.md: "Every change is an audit event").
+-- Every status change and decision: who, when, what (every change is an audit event).
 CREATE TABLE audit_events (
     id              INTEGER PRIMARY KEY,
     registration_id INTEGER NOT NULL REFERENCES registrations (id),

@@ -1,4 +1,4 @@
--- The review (DESIGN.md step 13): who decided, the reason of a rejection, and the new
+-- The review (step 13 of the registration): who decided, the reason of a rejection, and the new
 -- account made for an approved registration. Reviewers added by admins beside the
 -- configured ones.
 ALTER TABLE registrations ADD COLUMN decided_at TEXT;

@@ -111,12 +111,6 @@ class Worker:
         self._add(rows, recovered=False)
         self._wake.set()
 
-    async def idle(self) -> None:
-        """Until nothing more can be sent without the clock moving on: every message due now
-        is sent and recorded (tests, and the console between two lines)."""
-        while not self.quiet():
-            await asyncio.sleep(0.001)
-
     # --- queues ------------------------------------------------------------------------
 
     def _add(self, rows: list[OutboxRow], recovered: bool) -> None:

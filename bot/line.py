@@ -31,7 +31,6 @@ from linebot.v3.messaging import (
     ButtonsTemplate,
     CameraAction,
     CameraRollAction,
-    Configuration,
     ImageMessage,
     PostbackAction,
     PushMessageRequest,
@@ -60,6 +59,7 @@ from linebot.v3.webhooks import (
 )
 
 from bot.config import Config
+from bot.line_api import api_client
 from bot.links import LetterLink, LetterLinks
 from bot.sender import Policy, Refused, Result, Retry, Sent, Unit, Unreachable, backoff
 from handlers.attachments import MAX_BYTES
@@ -109,8 +109,8 @@ class LineChannel:
         """Open the API clients (inside the running loop, as aiohttp wants) and handle whatever
         the inbox still holds from before a restart."""
         token = self.config.line_access_token
-        api = AsyncApiClient(Configuration(host=self.config.line_api_url, access_token=token))
-        blob = AsyncApiClient(Configuration(host=self.config.line_data_api_url, access_token=token))
+        api = await api_client(self.config.line_api_url, token)
+        blob = await api_client(self.config.line_data_api_url, token)
         self._clients = [api, blob]
         self.api, self.blob = AsyncMessagingApi(api), AsyncMessagingApiBlob(blob)
         async with self.repo.transaction():

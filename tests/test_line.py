@@ -17,11 +17,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from linebot.v3.messaging import AsyncMessagingApi
 
 from bot import web
 from bot.app import App, open_app
 from bot.config import load_config
 from bot.line import LineChannel
+from bot.line_api import api_client, proxy_for
 from handlers.messages import Choice, Outbound, encode
 from storage import OutboxRow
 from storage.models import ANSWER
@@ -478,3 +480,34 @@ async def test_photos_in_groups_are_never_downloaded(line: Harness):
     await user.send(user.event("message", source=group, message={
         "type": "image", "id": message_id, "contentProvider": {"type": "line"}, "quoteToken": "q"}))
     assert not [r for r in line.fake.requests if r.path.endswith("/content")]
+
+
+async def test_the_proxy_is_taken_from_the_environment_once_at_start(monkeypatch):
+    """line-bot-sdk's session would read the proxy variables and ~/.netrc for every request;
+    ours reads them when the client is made. The fake plays the proxy for a host that does not
+    exist, then the variable changes: the client keeps going the way it started."""
+    proxy = FakeLine()
+    proxy_url = await proxy.start()
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        assert proxy_for("http://line-api.invalid") == (proxy_url, None)
+        monkeypatch.setenv("NO_PROXY", "line-api.invalid")
+        assert proxy_for("http://line-api.invalid") == (None, None)
+        monkeypatch.delenv("NO_PROXY")
+        monkeypatch.setenv("HTTP_PROXY", proxy_url.replace("http://", "http://ops:secret@"))
+        assert proxy_for("http://line-api.invalid")[1] == {
+            "Proxy-Authorization": "Basic " + base64.b64encode(b"ops:secret").decode()}
+
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        client = await api_client("http://line-api.invalid", ACCESS_TOKEN)
+        try:
+            monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # read per request, this would fail
+            proxy.profiles["U42"] = {"language": "en"}
+            profile = await AsyncMessagingApi(client).get_profile("U42")
+            assert profile.language == "en"  # from the fake: line-api.invalid has no address
+        finally:
+            await client.close()
+    finally:
+        await proxy.stop()

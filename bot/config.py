@@ -62,6 +62,7 @@ class Config:
     provision_url: str | None = None
     provision_token: str | None = field(default=None, repr=False)
     sign_in_url: str = "https://kiddiary.in.th"
+    reminder_days: tuple[int, ...] = (7, 3, 1)
 
     @property
     def database_path(self) -> Path:
@@ -78,7 +79,7 @@ class Config:
     def core_settings(self) -> CoreSettings:
         return CoreSettings(
             otp=OtpPolicy(global_day=self.otp_daily_limit), admins=self.admins, reviewers=self.reviewers,
-            review_chats=self.review_chats,
+            review_chats=self.review_chats, reminder_days=self.reminder_days,
         )
 
 
@@ -137,6 +138,7 @@ def load_config(environ: Mapping[str, str] | None = None, dotenv: Path | None = 
         provision_url=provision_url,
         provision_token=get.text("KIDDIARY_PROVISION_TOKEN"),
         sign_in_url=get.url("KIDDIARY_SIGN_IN_URL") or Config.sign_in_url,
+        reminder_days=get.days("KIDDIARY_REMINDER_DAYS", Config.reminder_days),
     )
 
 
@@ -182,6 +184,18 @@ class _Reader:
         if not raw.isdigit() or not low <= int(raw) <= high:
             raise ConfigError(name, f"must be a whole number from {low} to {high}, not {raw!r}")
         return int(raw)
+
+    def days(self, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+        """Whole numbers of days, comma-separated ("7,3,1"); "none" for no reminders."""
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() == "none":
+            return ()
+        items = [item.strip() for item in raw.split(",") if item.strip()]
+        if not items or not all(item.isdigit() and 0 <= int(item) <= 90 for item in items):
+            raise ConfigError(name, f"must be days before the deadline, such as 7,3,1 (0 to 90), not {raw!r}")
+        return tuple(sorted({int(item) for item in items}, reverse=True))
 
     def url(self, name: str) -> str | None:
         raw = self.text(name)

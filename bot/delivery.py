@@ -14,6 +14,10 @@ start-up, then handed the new ones after every commit), one queue per chat:
   the sender's `on_refused` told) only after `give_up_after` seconds.
 - Delivered rows are deleted from the outbox in batches; a crash before that sends them again
   (the senders use the platforms' idempotency keys where there are some).
+- Broadcast rows are claimed just before they go (`_claim`): a cancelled broadcast's rows are
+  gone from the outbox and skipped; where the platform has no idempotency key a row claimed
+  before a crash is not sent again (its recipient counts as "unknown"): a broadcast reaches
+  nobody twice. What became of each is recorded for the broadcast (storage/broadcasts.py).
 """
 
 from __future__ import annotations
@@ -74,6 +78,8 @@ class Worker:
         self._done: list[int] = []
         self._refs: list[tuple[str, str, str | None, datetime]] = []
         self._unreachable: list[str] = []
+        self._outcomes: list[tuple[int, str]] = []  # broadcast rows: (outbox id, what became of them)
+        self.progress = asyncio.Event()  # set when broadcast rows are recorded (the broadcaster feeds more)
         self._flush = asyncio.Event()
         self._flushing = False
         self._runner: asyncio.Task[None] | None = None
@@ -209,6 +215,10 @@ class Worker:
 
     async def _deliver(self, chat: _Chat, unit: Unit) -> None:
         try:
+            if unit.rows[0].priority >= BROADCAST and (outcome := await self._claim(unit)) is not None:
+                self._finish(chat, unit, Refused(outcome), self.timer.now(), outcome=outcome)
+                self._settle(chat, self.timer.now())
+                return
             keys = {r.replace_key for r in unit.rows if r.replace_key}
             if keys:
                 async with self.repo.transaction():
@@ -225,6 +235,22 @@ class Worker:
             result = self._retry(chat, result, now)
         if not isinstance(result, Retry):
             self._finish(chat, unit, result, now)
+        self._settle(chat, now)
+
+    async def _claim(self, unit: Unit) -> str | None:
+        """Before a broadcast goes: None if it may, else what became of it. Its rows are marked
+        attempted, durably, so that on a platform that cannot recognise a resend a crash now
+        means "unknown", never twice; a row no longer in the outbox was cancelled."""
+        if not self.policy.idempotent and unit.recovered and unit.rows[0].attempted:
+            log.warning("%s: a broadcast to %s was in flight at the last stop; not sent again", self.channel,
+                        unit.chat_id)
+            return "unknown"
+        async with self.repo.transaction():
+            still = await self.repo.outbox.attempting([r.id for r in unit.rows], unit.now)
+        return None if still else "cancelled"
+
+    def _settle(self, chat: _Chat, now: float) -> None:
+        """A send is over: the chat's next row may go."""
         chat.busy = False
         self._busy -= 1
         self._schedule(chat)
@@ -250,9 +276,12 @@ class Worker:
         chat.not_before = now + result.after
         return result
 
-    def _finish(self, chat: _Chat, unit: Unit, result: Result, now: float) -> None:
+    def _finish(self, chat: _Chat, unit: Unit, result: Result, now: float, outcome: str | None = None) -> None:
         gone = chat.rows if isinstance(result, Unreachable) else unit.rows
         ids = {r.id for r in gone}
+        outcome = outcome or ("sent" if isinstance(result, Sent) else
+                              "blocked" if isinstance(result, Unreachable) else "failed")
+        self._outcomes += [(r.id, outcome) for r in gone if r.priority >= BROADCAST]
         chat.rows = [r for r in chat.rows if r.id not in ids]
         chat.recovered -= ids
         chat.attempts, chat.failing_since, chat.progress, chat.notes = 0, None, 0, {}
@@ -263,6 +292,8 @@ class Worker:
         elif isinstance(result, Unreachable):
             log.info("%s: %s is unreachable; %d messages dropped", self.channel, chat.id, len(gone))
             self._unreachable.append(chat.id)
+        elif isinstance(result, Refused) and outcome in ("unknown", "cancelled"):
+            pass  # said by _claim, or asked for
         elif isinstance(result, Refused):
             log.error("%s: a message to %s was refused: %s", self.channel, chat.id, result.reason)
             if self.on_refused is not None:
@@ -286,13 +317,15 @@ class Worker:
                 self._flush.set()
 
     async def _write(self) -> None:
-        done, refs, unreachable = self._done, self._refs, self._unreachable
+        done, refs, unreachable, outcomes = self._done, self._refs, self._unreachable, self._outcomes
         if not (done or refs or unreachable):
             return
-        self._done, self._refs, self._unreachable = [], [], []
+        self._done, self._refs, self._unreachable, self._outcomes = [], [], [], []
         self._flushing = True
         try:
             async with self.repo.transaction():
+                if outcomes:
+                    await self.repo.broadcasts.delivered(outcomes, datetime.fromtimestamp(self.timer.now(), UTC))
                 await self.repo.outbox.done(done)
                 for chat_id, key, ref, at in refs:
                     await self.repo.outbox.remember_sent(self.channel, chat_id, key, ref, at)
@@ -300,10 +333,12 @@ class Worker:
                     await self.repo.set_blocked(self.channel, chat_id, datetime.now(UTC))
         except BaseException:
             self._done, self._refs = done + self._done, refs + self._refs
-            self._unreachable = unreachable + self._unreachable
+            self._unreachable, self._outcomes = unreachable + self._unreachable, outcomes + self._outcomes
             raise
         finally:
             self._flushing = False
+        if outcomes:
+            self.progress.set()
 
     def quiet(self) -> bool:
         """Nothing being sent or recorded, and nothing that may be sent before the clock moves."""

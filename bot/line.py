@@ -82,7 +82,8 @@ RETRY_KEY_NAMESPACE = uuid.UUID("5b0c8a53-54b4-4f39-9a55-3a4a4f1d2c6e")
 
 class LineChannel:
     channel = CHANNEL
-    policy = Policy(concurrency=32, batch=True)  # LINE publishes no per-chat pace: back off on 429
+    # LINE publishes no per-chat pace (back off on 429); its retry key makes a resend harmless
+    policy = Policy(concurrency=32, batch=True, idempotent=True)
 
     def __init__(
         self, config: Config, dispatcher: Dispatcher, repo: Repository, links: LetterLinks,

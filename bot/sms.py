@@ -110,7 +110,7 @@ class SmsSender:
     SMS is tried again, with backoff, for a day."""
 
     channel = SMS
-    policy = Policy(concurrency=8)
+    policy = Policy(concurrency=8, idempotent=True)  # the gateway gets an Idempotency-Key
 
     def __init__(self, gateway: SmsGateway, dispatcher: Dispatcher) -> None:
         self.gateway = gateway

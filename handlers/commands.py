@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from handlers.deadline import deadline_note
 from handlers.messages import Outbound
 from handlers.normalize import fold
 from handlers.steps import (
@@ -154,6 +157,9 @@ async def status(turn: Turn, argument: str = "") -> None:
         step = STEPS[state]
         turn.say("status_in_progress", ref=reg.ref, n=step.number, total=TOTAL_STEPS, title=turn.t(step.title),
                  choices=step_choices(turn, state))
+    if (reg is None or reg.status in (DRAFT, LETTER_ISSUED, REJECTED)) and (note := await deadline_note(turn)):
+        last = turn.replies[-1]
+        turn.replies[-1] = replace(last, text=f"{last.text}\n{note}")
 
 
 async def help_(turn: Turn, argument: str = "") -> None:

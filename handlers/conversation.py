@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import commands, review
+from handlers import broadcasts, commands, review
 from handlers.messages import Choice, Kind
 from handlers.normalize import clean_text
 from handlers.steps import STEPS, State, ask, match_choice, step_choices, take_answer, take_attachment
@@ -21,6 +21,10 @@ async def handle(turn: Turn) -> None:
     state = State(conv.state)
 
     if inbound.kind in (Kind.TEXT, Kind.BUTTON):
+        admin_action = broadcasts.parse(inbound.text, inbound.payload or None)
+        if admin_action is not None:
+            await broadcasts.handle(turn, *admin_action)
+            return
         review_action = review.parse(clean_text(inbound.text), inbound.payload or None)
         if review_action is not None:
             await review.handle(turn, *review_action)

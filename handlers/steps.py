@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from handlers import letter, otp, review
 from handlers import validation as v
+from handlers.deadline import deadline_note
 from handlers.messages import Choice, Outbound
 from handlers.normalize import fold
 from handlers.turn import Turn
@@ -505,6 +506,8 @@ async def ask(turn: Turn) -> None:
     current = step.current(turn) if turn.reg is not None and step.done(turn) else None
     if current and state is not State.SUMMARY:
         parts.append(turn.t("current_answer", value=current))
+    if state in (State.SUMMARY, State.LETTER) and (note := await deadline_note(turn)):
+        parts.append(note)
     turn.replies.append(Outbound("\n\n".join(parts), tuple(step_choices(turn, state))))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from handlers.attachments import Inspection
 from handlers.messages import Address, Choice, Inbound, Outbound, Sms
@@ -24,6 +24,7 @@ class CoreSettings:
     reviewers: frozenset[Address] = frozenset()
     seal_key: bytes = field(default=b"", repr=False)  # signs the QR seal on letters (storage.Crypto.signing_key)
     review_chats: tuple[Address, ...] = ()  # where new submissions are announced
+    reminder_days: tuple[int, ...] = (7, 3, 1)  # reminders go this many days before the deadline
 
 
 @dataclass
@@ -42,6 +43,14 @@ class Turn:
     provision: list[int] = field(default_factory=list)  # approved registrations to make accounts for
     # payload → template key of every button made this turn, so a typed label matches in either language
     button_keys: dict[str, str] = field(default_factory=dict)
+    _deadline: date | bool | None = False  # False: not read yet
+
+    async def deadline(self) -> date | None:
+        """The registration deadline an admin set, if any; read at most once a turn, when needed."""
+        if self._deadline is False:
+            value = await self.repo.broadcasts.setting("deadline")
+            self._deadline = date.fromisoformat(value) if value else None
+        return self._deadline  # type: ignore[return-value]
 
     @property
     def actor(self) -> str:

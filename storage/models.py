@@ -136,3 +136,4 @@ class OutboxRow:
     id: int = 0  # given by the outbox when the row is written
     idem_key: str = ""
     created_at: datetime | None = None
+    attempted: bool = False  # handed to a platform before (see OutboxStore.attempting)

@@ -16,10 +16,11 @@ from storage.crypto import Crypto
 from storage.database import Database
 from storage.database import dt as _dt
 from storage.database import ts as _ts
-from storage.models import OutboxRow
+from storage.models import BROADCAST, OutboxRow
 
 _COLUMNS = ("id, channel, chat_id, priority, batch, replace_key, payload_enc, reply_token, event_at, idem_key,"
             " created_at")
+_READ = _COLUMNS + ", attempted_at"
 
 
 class OutboxStore:
@@ -63,7 +64,7 @@ class OutboxStore:
 
     async def pending(self, channel: str) -> list[OutboxRow]:
         """Every row still to be sent on `channel`, in the order they were written."""
-        rows = await self._db.all(f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? ORDER BY id", (channel,))
+        rows = await self._db.all(f"SELECT {_READ} FROM outbox WHERE channel = ? ORDER BY id", (channel,))
         return [self._row(r) for r in rows]
 
     async def last_id(self) -> int:
@@ -76,6 +77,19 @@ class OutboxStore:
 
     async def done(self, ids: Iterable[int]) -> None:
         await self._db.executemany("DELETE FROM outbox WHERE id = ?", ([i] for i in ids))
+
+    async def attempting(self, ids: list[int], at: datetime) -> bool:
+        """Mark broadcast rows about to be handed to the platform; False when they are no longer
+        here (cancelled). On a platform that cannot recognise a resend (Telegram) a row found so
+        marked after a crash is not sent again: at most once."""
+        marks = ", ".join("?" for _ in ids)
+        cursor = await self._db.execute(f"UPDATE outbox SET attempted_at = ? WHERE id IN ({marks})", [_ts(at), *ids])
+        return cursor.rowcount > 0
+
+    async def broadcast_backlog(self, channel: str) -> int:
+        """Broadcast rows of `channel` waiting to be sent (the broadcaster keeps this short)."""
+        row = await self._db.one("SELECT COUNT(*) FROM outbox WHERE channel = ? AND priority = ?", (channel, BROADCAST))
+        return row[0] if row else 0
 
     async def sent_under(self, channel: str, chat_id: str, replace_key: str) -> tuple[str | None, datetime] | None:
         """The platform's id of the message last sent under this key, and when it was sent."""
@@ -102,4 +116,5 @@ class OutboxStore:
             payload=json.loads(self._crypto.decrypt(r["payload_enc"]) or "{}"),  # type: ignore[index]
             reply_token=r["reply_token"], event_at=_dt(r["event_at"]),  # type: ignore[index]
             idem_key=r["idem_key"], created_at=_dt(r["created_at"]),  # type: ignore[index]
+            attempted=r["attempted_at"] is not None,  # type: ignore[index]
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from storage.broadcasts import BroadcastStore
 from storage.crypto import Crypto
 from storage.database import Database
 from storage.database import dt as _dt
@@ -52,6 +53,7 @@ class Repository:
         self.outbox = OutboxStore(db, crypto)
         self.otp = OtpStore(db, crypto)
         self.events = EventStore(db, crypto)
+        self.broadcasts = BroadcastStore(db)
 
     @classmethod
     async def open(cls, path: Path | str, crypto: Crypto) -> Repository:

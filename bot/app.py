@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from bot.broadcaster import Broadcaster
 from bot.config import Config, with_secret_key
 from bot.delivery import Delivery
 from bot.letter_files import LetterFiles
@@ -31,6 +32,7 @@ class App:
     links: LetterLinks
     letters: LetterFiles  # what documents in the outbox are made from
     delivery: Delivery  # SMS registered; the caller adds its chat channels, then starts it
+    broadcaster: Broadcaster  # started by the caller after the delivery
 
 
 def make_provisioner(config: Config) -> Provisioner:
@@ -60,8 +62,10 @@ async def open_app(
     sms_sender = SmsSender(sms, dispatcher)
     delivery.add_sender(sms_sender, on_refused=sms_sender.refused)
     dispatcher.on_commit = delivery.take
+    broadcaster = Broadcaster(repo, delivery, settings, delivery.timer)
     try:
-        yield App(config, repo, dispatcher, files, links, letters, delivery)
+        yield App(config, repo, dispatcher, files, links, letters, delivery, broadcaster)
     finally:
+        await broadcaster.stop()
         await delivery.stop()
         await repo.close()

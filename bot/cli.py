@@ -71,6 +71,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
             app.delivery.add_sender(channel)
             await channel.start()
         await app.delivery.start()  # after the channels: sending needs their API clients
+        await app.broadcaster.start()
         retries = asyncio.create_task(_retry_provisioning(app.dispatcher))
         try:
             await _until_stopped()
@@ -80,6 +81,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
             for channel in channels:
                 await channel.drain()  # events taken in are handled (their answers into the outbox)
             await app.dispatcher.settle()
+            await app.broadcaster.stop()
             await app.delivery.stop()  # sends under way finish; the rest waits in the outbox
             for channel in channels:
                 await channel.stop()
@@ -116,6 +118,7 @@ async def chat(config: Config, args: argparse.Namespace) -> int:
         chat = console.ConsoleChat(app.dispatcher, app.letters, outbox=app.config.data_dir / "outbox")
         app.delivery.add_sender(chat)
         await app.delivery.start()
+        await app.broadcaster.start()
         await chat.run(app.delivery)
     return 0
 

@@ -79,7 +79,7 @@ class Worker:
         self._refs: list[tuple[str, str, str | None, datetime]] = []
         self._unreachable: list[str] = []
         self._outcomes: list[tuple[int, str]] = []  # broadcast rows: (outbox id, what became of them)
-        self.progress = asyncio.Event()  # set when broadcast rows are recorded (the broadcaster feeds more)
+        self.progress = asyncio.Event()  # set when broadcast rows are recorded (shared: Delivery.progress)
         self._flush = asyncio.Event()
         self._flushing = False
         self._runner: asyncio.Task[None] | None = None
@@ -362,6 +362,7 @@ class Delivery:
         self.workers: dict[str, Worker] = {}
         self._started = False
         self._left_before: int | None = None
+        self.progress = asyncio.Event()  # set when broadcast rows are done (bot/broadcaster.py feeds more)
 
     async def open(self) -> None:
         """Note where the outbox stood when this process opened it, before anything of this
@@ -370,7 +371,8 @@ class Delivery:
             self._left_before = await self.repo.outbox.last_id()
 
     def add_sender(self, sender: Sender, on_refused: Callable[[OutboxRow], Awaitable[None]] | None = None) -> None:
-        self.workers[sender.channel] = Worker(sender, self.repo, self.timer, on_refused)
+        worker = self.workers[sender.channel] = Worker(sender, self.repo, self.timer, on_refused)
+        worker.progress = self.progress
 
     def take(self, rows: list[OutboxRow]) -> None:
         """New rows, just committed. Rows for a channel this process does not send on stay in

@@ -71,6 +71,14 @@ class FakeLine(LocalServer):
         paths = (path,) if path else ("/v2/bot/message/reply", "/v2/bot/message/push")
         return [r for r in self.requests if r.path in paths and r.status == 200]
 
+    def multicast_deliveries(self) -> dict[str, int]:
+        """user id → how many multicast messages LINE delivered to them (409s excluded)."""
+        counts: dict[str, int] = {}
+        for r in self.sent("/v2/bot/message/multicast"):
+            for user_id in r.body["to"]:
+                counts[user_id] = counts.get(user_id, 0) + len(r.body["messages"])
+        return counts
+
     def messages(self) -> list[dict[str, Any]]:
         return [m for r in self.sent() for m in r.body["messages"]]
 
@@ -106,6 +114,12 @@ class FakeLine(LocalServer):
         if not 1 <= len(record.body.get("to", [])) <= 500:  # LINE's limit of recipients
             record.status = 400
             return web.json_response({"message": "The number of recipients must be 1 to 500"}, status=400)
+        key = request.headers.get("X-Line-Retry-Key")
+        if key and key in self.retry_keys:
+            record.status = 409
+            return web.json_response({"message": "The retry key is already accepted"}, status=409)
+        if key:
+            self.retry_keys.add(key)
         return web.json_response({})
 
     async def _reply(self, request: web.Request) -> web.Response:

@@ -7,23 +7,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import getpass
 import logging
 import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bot import console
 from bot.app import open_app
 from bot.config import Config, ConfigError, load_config
 from bot.sms import make_gateway
-from handlers import validation
+from handlers import broadcasts, validation
+from handlers.broadcasts import set_deadline
+from handlers.deadline import DEADLINE_KEY, days_left, parse_date
 from handlers.dispatch import Dispatcher
 from handlers.normalize import fold
 from storage import School
 from storage.models import STATUSES
-from templates import letter
+from templates import letter, text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,6 +41,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     exp = commands.add_parser("export", help="registrations as CSV, personal data included")
     exp.add_argument("--status", default="approved", choices=STATUSES)
     exp.add_argument("--output", type=Path, help="file to write (default: standard output)")
+    dl = commands.add_parser("deadline", help="show or set the registration deadline (Asia/Bangkok)")
+    dl.add_argument("date", nargs="?", help="YYYY-MM-DD, or 'clear' to remove it")
+    bc = commands.add_parser("broadcast", help="send a message to a segment of users (asks to confirm)")
+    bc.add_argument("segment", help="all, not_started, in_progress, awaiting_letter, submitted, rejected, approved, "
+                                    "obec, lao, or a province")
+    source = bc.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="the message; may carry {school} {ref} {deadline}")
+    source.add_argument("--file", type=Path, help="a UTF-8 file holding the message")
+    bc.add_argument("--yes", action="store_true", help="do not ask to confirm (scripts)")
     args = parser.parse_args(argv)
 
     try:
@@ -192,6 +205,83 @@ async def export(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+async def deadline(config: Config, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    async with open_app(config, make_gateway(config)) as app, app.repo.transaction():
+        if args.date is None:
+            value = await app.repo.broadcasts.setting(DEADLINE_KEY)
+            print(f"deadline: {value} (Asia/Bangkok)" if value else "no deadline is set")
+            return 0
+        if args.date.lower() == "clear":
+            await app.repo.broadcasts.set_setting(DEADLINE_KEY, None, _operator(), now)
+            print("deadline removed; no reminders until a new one is set")
+            return 0
+        day = parse_date(args.date)
+        if day is None:
+            print(f"not a date: {args.date!r}; write it as YYYY-MM-DD, e.g. 2027-01-31", file=sys.stderr)
+            return 2
+        if days_left(day, now) < 0:
+            print(f"{day} has already passed (Asia/Bangkok); choose today or a later day", file=sys.stderr)
+            return 2
+        await set_deadline(app.repo, day, _operator(), now)
+    days = ", ".join(str(d) for d in config.reminder_days) or "no"
+    print(f"deadline set to {day} ({days_left(day, now)} days left); reminders {days} days before")
+    return 0
+
+
+async def broadcast(config: Config, args: argparse.Namespace) -> int:
+    """Like /broadcast on chat: count, confirm, start. The running bot sends it."""
+    body = args.text if args.text is not None else _read_text(args.file)
+    if body is None:
+        return 2
+    chosen = broadcasts.segment(args.segment)
+    if isinstance(chosen, validation.Invalid):
+        hint = chosen.params.get("suggestion")
+        print(f"unknown segment {args.segment!r}" + (f"; did you mean the province {hint}?" if hint else ""),
+              file=sys.stderr)
+        return 2
+    if (problem := broadcasts.check_text(body)) is not None:
+        print(f"the text cannot be sent: {text(f'err_{problem.reason}', 'en', **problem.params)}", file=sys.stderr)
+        return 2
+    now = datetime.now(UTC)
+    async with open_app(config, make_gateway(config)) as app:
+        async with app.repo.transaction():
+            audience = await app.repo.broadcasts.audience(chosen)
+        reachable = {ch: n for (ch, blocked), n in audience.items() if not blocked}
+        blocked = sum(n for (_, b), n in audience.items() if b)
+        per_channel = ", ".join(f"{ch} {n}" for ch, n in sorted(reachable.items())) or "nobody"
+        print(f"{args.segment}: {sum(reachable.values())} people ({per_channel}); {blocked} who blocked the bot "
+              "are skipped")
+        if not reachable:
+            return 1
+        if not args.yes and input("send? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("not sent")
+            return 1
+        async with app.repo.transaction():
+            made = await app.repo.broadcasts.create("broadcast", chosen, body, _operator(), now)
+            assert made is not None
+            count = await app.repo.broadcasts.start(made.id, now)
+    print(f"broadcast #{made.id} started for {count} people; the running bot sends it "
+          f"(follow it with /broadcast_status {made.id})")
+    return 0
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8-sig").strip()
+    except FileNotFoundError:
+        print(f"no such file: {path}", file=sys.stderr)
+    except UnicodeDecodeError:
+        print(f"{path} is not UTF-8 text; save it as UTF-8", file=sys.stderr)
+    return None
+
+
+def _operator() -> str:
+    """Who ran an admin command from the shell, for the record."""
+    return f"shell:{getpass.getuser()}"
+
+
 COMMANDS = {
     "run": run, "chat": chat, "stats": stats, "import-schools": import_schools, "export": export,
+    "deadline": deadline, "broadcast": broadcast,
 }

@@ -50,6 +50,7 @@ class FakeTelegram(LocalServer):
         self.new_update = asyncio.Event()
         self.files: dict[str, bytes] = {}
         self.failures: dict[str, list[Failure]] = {}
+        self.blocked: set[str] = set()  # chats of users who blocked the bot: sending to them is forbidden
         self._message_ids = itertools.count(1000)
         self._update_ids = itertools.count(1)
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -113,6 +114,10 @@ class FakeTelegram(LocalServer):
         call = await self._params(request)
         if call.method != "getUpdates":
             self.calls.append(call)
+        if call.method.startswith("send") and str(call.params.get("chat_id")) in self.blocked:
+            call.refused = 403
+            return web.json_response({"ok": False, "error_code": 403,
+                                      "description": "Forbidden: bot was blocked by the user"}, status=403)
         failures = self.failures.get(call.method, [])
         if failures:
             failure = failures[0]

@@ -32,7 +32,7 @@ from storage.models import BROADCAST
 log = logging.getLogger(__name__)
 
 BACKLOG = 200  # broadcast rows waiting per channel (Telegram: about 7 s at 30/s)
-MULTICAST_BACKLOG = 4  # rows of a multicast channel (each up to 500 people)
+MULTICAST_BACKLOG = 10  # rows of a multicast channel (each up to 500 people)
 POLL = 5.0  # seconds between passes when nothing reports progress
 REMINDERS = Segment("not_submitted")
 

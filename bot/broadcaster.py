@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 BACKLOG = 200  # broadcast rows waiting per channel (Telegram: about 7 s at 30/s)
 MULTICAST_BACKLOG = 10  # rows of a multicast channel (each up to 500 people)
 POLL = 5.0  # seconds between passes when nothing reports progress
+MIN_PASS = 0.5  # seconds at least between passes: progress comes with every batch the delivery records
 REMINDERS = Segment("not_submitted")
 
 
@@ -61,6 +62,7 @@ class Broadcaster:
             except Exception:  # an outage of the database: try again later
                 log.exception("broadcaster pass failed")
                 wait = POLL
+            await self.timer.wait(asyncio.Event(), MIN_PASS)
             await self.timer.wait(self.delivery.progress, wait)
 
     async def run_once(self) -> float:

@@ -88,7 +88,8 @@ class Broadcaster:
         async with self.repo.transaction():
             made = await self.repo.broadcasts.create("reminder", REMINDERS, "", "bot", now,
                                                      key=reminder_key(deadline, days))
-            count = None if made is None else await self.repo.broadcasts.start(made.id, now)
+            staff = {(a.channel, a.id) for a in self.settings.admins | self.settings.reviewers}
+            count = None if made is None else await self.repo.broadcasts.start(made.id, now, staff=staff)
         if made is not None:
             log.info("reminder %d days before %s: %s people", days, deadline, count)
 

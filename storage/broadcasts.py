@@ -176,9 +176,13 @@ class BroadcastStore:
             return None
         return await self.get(cursor.lastrowid or 0)
 
-    async def start(self, broadcast_id: int, at: datetime) -> int | None:
+    async def start(
+        self, broadcast_id: int, at: datetime, staff: Iterable[tuple[str, str]] | None = None,
+    ) -> int | None:
         """Confirm a draft: its recipients are fixed now (the blocked ones counted, not sent to).
-        The number of recipients; None when it was not a draft."""
+        With `staff` (channel, user_id), those and the reviewers added on chat are left out (a
+        reminder to register is not for them). The number of recipients; None when it was not a
+        draft."""
         cursor = await self._db.execute(
             "UPDATE broadcasts SET status = ?, started_at = ? WHERE id = ? AND status = ?",
             (SENDING, _ts(at), broadcast_id, DRAFT_BROADCAST),
@@ -194,7 +198,21 @@ class BroadcastStore:
                        CASE WHEN blocked THEN ? END FROM ({sql})""",
             [broadcast_id, BLOCKED, PENDING, _ts(at), *params],
         )
-        return cursor.rowcount
+        count = cursor.rowcount
+        if staff is not None:
+            await self._db.executemany(
+                "DELETE FROM broadcast_recipients WHERE broadcast_id = ? AND channel = ? AND user_id = ?",
+                ([broadcast_id, channel, user_id] for channel, user_id in staff),
+            )
+            await self._db.execute(
+                """DELETE FROM broadcast_recipients WHERE broadcast_id = ? AND EXISTS (SELECT 1 FROM reviewers v
+                   WHERE v.channel = broadcast_recipients.channel AND v.user_id = broadcast_recipients.user_id)""",
+                (broadcast_id,),
+            )
+            row = await self._db.one("SELECT COUNT(*) FROM broadcast_recipients WHERE broadcast_id = ?",
+                                     (broadcast_id,))
+            count = row[0] if row else 0
+        return count
 
     async def cancel(self, broadcast_id: int, at: datetime) -> list[int] | None:
         """Stop a broadcast: who was not sent to yet never will be. The outbox rows taken back

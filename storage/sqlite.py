@@ -24,6 +24,7 @@ from storage.events import EventStore
 from storage.models import Conversation, Registration, School, SignedLetter
 from storage.otp import OtpStore
 from storage.outbox import OutboxStore
+from storage.stats import StatsStore
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Repository:
         self.outbox = OutboxStore(db, crypto)
         self.otp = OtpStore(db, crypto)
         self.events = EventStore(db, crypto)
+        self.stats = StatsStore(db)  # read-only figures for admins
 
     @classmethod
     async def open(cls, path: Path | str, crypto: Crypto) -> Repository:

@@ -65,13 +65,12 @@ async def manage_reviewers(turn: Turn, args: list[str]) -> None:
         removed = await turn.repo.remove_reviewer(address.channel, address.id)
         turn.say("review_reviewer_removed" if removed else "review_reviewer_not_found", who=str(address))
         return
-    if problem := shape_problem(address):
-        turn.say(problem, id=address.id, channel=address.channel)
-        return
-    if address in turn.settings.reviewers:
+    if address in turn.settings.reviewers:  # already there: say so, whatever its shape
         turn.say("staff_reviewer_already_configured", who=str(address))
     elif address in await added_reviewers(turn):
         turn.say("staff_reviewer_already_added", who=str(address))
+    elif problem := shape_problem(address):
+        turn.say(problem, id=address.id, channel=address.channel)
     else:
         await turn.repo.add_reviewer(address.channel, address.id, turn.actor, turn.now)
         turn.say("review_reviewer_added", who=str(address))

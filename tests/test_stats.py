@@ -277,3 +277,22 @@ async def test_on_line_the_chart_is_a_signed_png_link(admin_settings, sms, clock
     assert await files.chart_image(token[:-2] + "xx", False) is None
     clock.advance(days=8)
     assert await files.chart_image(token, False) is None  # expired
+
+
+async def test_on_line_the_chart_goes_out_as_an_image_served_by_our_server(tmp_path):
+    from tests.test_line import User as LineUser
+    from tests.test_line import running
+
+    async with running(tmp_path) as h:
+        admin_id = "U" + "ab" * 16
+        h.app.dispatcher.settings = replace(h.app.dispatcher.settings,
+                                            admins=frozenset({Address("line", admin_id)}))
+        admin = LineUser(h, admin_id)
+        [image, caption] = await admin.say("/stats chart")
+        assert image["type"] == "image" and caption["type"] == "text"
+        assert image["originalContentUrl"].endswith("/page.png") and image["previewImageUrl"].endswith("/preview.png")
+        for url in (image["originalContentUrl"], image["previewImageUrl"]):
+            status, body, content_type = await h.get(url)
+            assert (status, content_type) == (200, "image/png") and body.startswith(PNG_SIGNATURE)
+        status, _, _ = await h.get(image["originalContentUrl"].replace("/charts/", "/charts/x"))
+        assert status == 404

@@ -21,6 +21,7 @@ from bot.app import open_app
 from bot.config import Config, ConfigError, load_config
 from bot.sms import make_gateway
 from handlers import broadcasts, validation
+from handlers import stats as admin_stats
 from handlers.broadcasts import set_deadline
 from handlers.deadline import DEADLINE_KEY, days_left, parse_date
 from handlers.dispatch import Dispatcher
@@ -35,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the configured channels (or the console chat when none is)")
     commands.add_parser("chat", help="the whole registration in this terminal")
-    commands.add_parser("stats", help="registrations by status")
+    commands.add_parser("stats", help="registration statistics (as /stats shows admins)")
     imp = commands.add_parser("import-schools", help="load the school directory from a CSV file")
     imp.add_argument("csv", type=Path, help="columns: code,name,province,affiliation (obec/lao or สพฐ./อปท.)")
     exp = commands.add_parser("export", help="registrations as CSV, personal data included")
@@ -137,14 +138,17 @@ async def chat(config: Config, args: argparse.Namespace) -> int:
 
 
 async def stats(config: Config, args: argparse.Namespace) -> int:
+    """The figures of `/stats`, in English plain text (the status codes as `export --status` takes them)."""
+    now = datetime.now(UTC)
     async with open_app(config, make_gateway(config)) as app, app.repo.transaction():
-        counts = await app.repo.count_by_status()
-        not_made = await app.repo.accounts_not_made()
+        figures = await app.repo.stats.figures(*admin_stats.today_bounds(now))
+        provinces = await app.repo.stats.provinces() if figures.directory_schools else []
     for status in STATUSES:
-        print(f"{status:15} {counts.get(status, 0):>8}")
-    print(f"{'total':15} {sum(counts.values()):>8}")
-    if not_made:
-        print(f"approved, but {not_made} accounts not made yet (see the log, and /show REF)")
+        print(f"{status:15} {figures.by_status.get(status, 0):>8}")
+    print(f"{'total':15} {figures.total:>8}")
+    for section in admin_stats.sections(figures, provinces, "en"):
+        print()
+        print(section.replace("• ", "  "))
     return 0
 
 

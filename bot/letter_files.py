@@ -1,5 +1,5 @@
 """What a signed link opens: the letter (PDF, or its first page as JPEG: LINE shows images),
-or a signed letter sent back (as JPEG, for reviewers on LINE).
+a signed letter sent back (as JPEG, for reviewers on LINE), or the admins' progress chart (PNG).
 
 The letter is made on demand from the stored registration, never kept on disk. A link to an
 older version of the letter, a cancelled registration or a wrong or expired token gives None
@@ -12,17 +12,22 @@ import asyncio
 import io
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 
 import pypdfium2
 from PIL import Image, ImageOps
 
 from bot.links import LetterLinks
 from handlers import attachments  # noqa: F401 - registers the HEIC opener with Pillow
+from handlers.deadline import DEADLINE_KEY
 from handlers.letter import letter_data
 from handlers.messages import Document
+from handlers.stats import chart_data
+from handlers.turn import BANGKOK
 from storage import Repository, UploadStore
 from storage.models import CANCELLED, DRAFT
+from templates import LANGUAGES
+from templates.chart import render_chart
 from templates.letter import render_letter
 
 PAGE_WIDTH = 1240  # px: readable on a phone, well under LINE's 10 MB
@@ -65,8 +70,32 @@ class LetterFiles:
         if document.data or document.link is None:
             return document
         kind, ident, version = document.link
-        data = await (self.letter(ident, version) if kind == "letter" else self.signed_file(ident))
+        if kind == "chart":
+            data: bytes | None = await self.chart(version)
+        else:
+            data = await (self.letter(ident, version) if kind == "letter" else self.signed_file(ident))
         return None if data is None else replace(document, data=data)
+
+    async def chart(self, language: int) -> bytes | None:
+        """The progress chart with the figures of now, labelled in LANGUAGES[language]."""
+        lang = LANGUAGES[language] if 0 <= language < len(LANGUAGES) else LANGUAGES[0]
+        now = self.clock()
+        async with self.repo.transaction():
+            series = await self.repo.stats.daily()
+            target = await self.repo.stats.directory_size()
+            deadline = await self.repo.broadcasts.setting(DEADLINE_KEY)
+        today = now.astimezone(BANGKOK).date()
+        data = chart_data(series, lang, today, target=target or None,
+                          deadline=date.fromisoformat(deadline) if deadline else None)
+        return await asyncio.to_thread(render_chart, data)
+
+    async def chart_image(self, token: str, preview: bool) -> bytes | None:
+        """The chart for LINE (a PNG behind a signed link), or its small preview."""
+        link = self.links.read(token, self.clock())
+        if link is None or link.kind != "chart":
+            return None
+        png = await self.chart(link.version)
+        return png if png is None or not preview else await asyncio.to_thread(as_png, png, PREVIEW_WIDTH)
 
     async def image(self, token: str, preview: bool) -> bytes | None:
         pdf = await self.pdf(token)
@@ -95,6 +124,15 @@ def as_jpeg(data: bytes, width: int) -> bytes:
     image.thumbnail((width, width * 2))
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=85, optimize=True)
+    return buffer.getvalue()
+
+
+def as_png(data: bytes, width: int) -> bytes:
+    """An image as a PNG at most `width` wide (the chart's preview on LINE)."""
+    image = Image.open(io.BytesIO(data))
+    image.thumbnail((width, width * 2))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", optimize=True)
     return buffer.getvalue()
 
 

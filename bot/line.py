@@ -400,10 +400,11 @@ class LineChannel:
         if document is None or document.link is None:
             return [*plain, TextMessage(text=texts[-1], quick_reply=quick)]
         kind = document.link[0]
-        path = {"letter": "letters", "signed": "signed"}[kind]  # the routes of bot/web.py
+        path = {"letter": "letters", "signed": "signed", "chart": "charts"}[kind]  # the routes of bot/web.py
         base = f"{self.public_url}/{path}/{self.links.token(LetterLink(*document.link), self.clock())}"
-        image = ImageMessage(original_content_url=f"{base}/page.jpg", preview_image_url=f"{base}/preview.jpg")
-        if kind == "signed":  # a photo for reviewers: the picture, then the card with its buttons
+        suffix = "png" if kind == "chart" else "jpg"
+        image = ImageMessage(original_content_url=f"{base}/page.{suffix}", preview_image_url=f"{base}/preview.{suffix}")
+        if kind in ("signed", "chart"):  # a picture to look at: the picture, then the text with its buttons
             return [image, *plain, TextMessage(text=texts[-1], quick_reply=quick)]
         return [
             image, *plain,

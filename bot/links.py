@@ -25,7 +25,7 @@ def _unb64(text: str) -> bytes:
 
 @dataclass(frozen=True)
 class LetterLink:
-    kind: str  # "letter" (id: registration) | "signed" (id: signed letter)
+    kind: str  # "letter" (id: registration) | "signed" (id: signed letter) | "chart" (version: language)
     id: int
     version: int = 0
 

@@ -1,4 +1,4 @@
-"""The HTTP server (aiohttp): platform webhooks, signed letter links, and a health check.
+"""The HTTP server (aiohttp): platform webhooks, signed letter and chart links, and a health check.
 
 Every webhook is authenticated before anything is read into the core: Telegram by its
 secret-token header (403 otherwise), LINE by X-Line-Signature (401 otherwise, 400 for a
@@ -43,6 +43,8 @@ def make_app(
         app.router.add_get("/letters/{token}/preview.jpg", letter_page)
         app.router.add_get("/signed/{token}/page.jpg", letter_page)
         app.router.add_get("/signed/{token}/preview.jpg", letter_page)
+        app.router.add_get("/charts/{token}/page.png", chart_page)
+        app.router.add_get("/charts/{token}/preview.png", chart_page)
     return app
 
 
@@ -97,6 +99,14 @@ async def letter_page(request: web.Request) -> web.StreamResponse:
     if image is None:
         return web.Response(status=404, text="not found")
     return web.Response(body=image, content_type="image/jpeg", headers=PRIVATE)
+
+
+async def chart_page(request: web.Request) -> web.StreamResponse:
+    """The admins' progress chart as PNG (full size, or the preview), drawn now."""
+    image = await request.app[LETTERS].chart_image(request.match_info["token"], request.path.endswith("/preview.png"))
+    if image is None:
+        return web.Response(status=404, text="not found")
+    return web.Response(body=image, content_type="image/png", headers=PRIVATE)
 
 
 async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:

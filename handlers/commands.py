@@ -1,9 +1,12 @@
-"""What the officer can say at any step: back, cancel, status, help, language, start, new."""
+"""What the officer can say at any step: back, cancel, status, help, language, start, new (and
+/stats for admins: handlers/stats.py)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from handlers import staff
+from handlers import stats as admin_stats
 from handlers.deadline import deadline_note
 from handlers.messages import Outbound
 from handlers.normalize import fold
@@ -46,7 +49,7 @@ def parse(text: str, payload: str | None) -> tuple[str, str] | None:
     if payload:
         return None
     word, _, argument = fold(text).partition(" ")
-    if word in WORDS and (not argument or word == "/lang"):
+    if word in WORDS and (not argument or word in ("/lang", "/stats")):
         return WORDS[word], argument.strip()
     if word.startswith("/") and len(word) > 1:
         return "unknown", word
@@ -166,7 +169,9 @@ async def help_(turn: Turn, argument: str = "") -> None:
     state = State(turn.conv.state)
     choices = step_choices(turn, state) if state in STEPS else []
     turn.say(f"help_{state}")
-    turn.say("help_general", choices=choices)
+    turn.say("help_general")
+    turn.replies += await staff.role_help(turn)  # a reviewer's and an admin's own commands after the officer's
+    turn.replies[-1] = Outbound(turn.replies[-1].text, tuple(choices))  # the step's buttons on the last message
 
 
 async def lang(turn: Turn, argument: str = "") -> None:
@@ -179,17 +184,6 @@ async def lang(turn: Turn, argument: str = "") -> None:
         await ask(turn)
 
 
-async def stats(turn: Turn, argument: str = "") -> None:
-    if turn.inbound.sender not in turn.settings.admins:
-        turn.say("not_allowed")
-        return
-    counts = await turn.repo.count_by_status()
-    lines = "\n".join(f"• {turn.t(f'status_name_{name}')}: {n}" for name, n in sorted(counts.items()))
-    if not_made := await turn.repo.accounts_not_made():
-        lines += "\n" + turn.t("stats_accounts_not_made", count=not_made)
-    turn.say("stats", lines=lines or "-", total=sum(counts.values()))
-
-
 async def unknown(turn: Turn, argument: str) -> None:
     state = State(turn.conv.state)
     turn.say("unknown_command", command=argument, choices=step_choices(turn, state) if state in STEPS else ())
@@ -197,5 +191,5 @@ async def unknown(turn: Turn, argument: str) -> None:
 
 COMMANDS = {
     "start": start, "new": new, "back": back, "cancel": cancel, "status": status, "help": help_,
-    "lang": lang, "stats": stats, "unknown": unknown,
+    "lang": lang, "stats": admin_stats.command, "unknown": unknown,
 }

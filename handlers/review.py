@@ -1,7 +1,7 @@
 """Step 13 of the registration: reviewers see each submission and approve it or reject it with a reason.
 
 Commands (any chat, private or a review group): /pending [page], /show REF, /approve REF,
-/reject REF REASON, /find TEXT; admins: /reviewer add|remove channel:user_id. Buttons carry
+/reject REF REASON, /find TEXT; admins: /reviewer list|add|remove (handlers/staff.py). Buttons carry
 `review:<action>:<ref>[:<reason>]`. Only reviewers' words count; nobody decides their own
 registration; the first decision stands (turns are serialised by the repository, so the
 second reviewer reads the first decision and is told who made it and when).
@@ -9,6 +9,7 @@ second reviewer reads the first decision and is told who made it and when).
 
 from __future__ import annotations
 
+from handlers import staff
 from handlers import validation as v
 from handlers.letter import full_name
 from handlers.messages import Address, Choice, Document, Outbound, Sms
@@ -38,15 +39,11 @@ def parse(text_: str, payload: str | None) -> tuple[str, list[str]] | None:
     return action, rest.split()
 
 
-async def reviewers(turn: Turn) -> set[Address]:
-    return set(turn.settings.reviewers) | {Address(c, u) for c, u in await turn.repo.reviewers()}
-
-
 async def handle(turn: Turn, action: str, args: list[str]) -> None:
     if action == "reviewer":
-        await _manage_reviewers(turn, args)
+        await staff.manage_reviewers(turn, args)  # admins: list|add|remove
         return
-    if turn.inbound.sender not in await reviewers(turn):
+    if not await staff.is_reviewer(turn):  # being an admin is not enough (handlers/staff.py)
         turn.say("review_not_reviewer")
         return
     if action == "pending":
@@ -270,23 +267,3 @@ async def decide(
 def reason_text(reason: str, lang: str) -> str:
     return text(f"reason_{reason}", lang) if reason in REASONS and has(f"reason_{reason}") else reason
 
-
-# --- reviewers ---------------------------------------------------------------------------
-
-async def _manage_reviewers(turn: Turn, args: list[str]) -> None:
-    if turn.inbound.sender not in turn.settings.admins:
-        turn.say("not_allowed")
-        return
-    try:
-        verb, address = args[0], Address.parse(args[1])
-    except (IndexError, ValueError):
-        turn.say("review_reviewer_usage")
-        return
-    if verb == "add":
-        await turn.repo.add_reviewer(address.channel, address.id, turn.actor, turn.now)
-        turn.say("review_reviewer_added", who=str(address))
-    elif verb == "remove":
-        removed = await turn.repo.remove_reviewer(address.channel, address.id)
-        turn.say("review_reviewer_removed" if removed else "review_reviewer_not_found", who=str(address))
-    else:
-        turn.say("review_reviewer_usage")

@@ -25,6 +25,7 @@ from storage.events import EventStore
 from storage.models import Conversation, Registration, School, SignedLetter
 from storage.otp import OtpStore
 from storage.outbox import OutboxStore
+from storage.stats import StatsStore
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Repository:
         self.otp = OtpStore(db, crypto)
         self.events = EventStore(db, crypto)
         self.broadcasts = BroadcastStore(db)
+        self.stats = StatsStore(db)  # read-only figures for admins
 
     @classmethod
     async def open(cls, path: Path | str, crypto: Crypto) -> Repository:

@@ -28,20 +28,10 @@ from linebot.v3.messaging import (
     AsyncApiClient,
     AsyncMessagingApi,
     AsyncMessagingApiBlob,
-    ButtonsTemplate,
-    CameraAction,
-    CameraRollAction,
-    ImageMessage,
     MulticastRequest,
-    PostbackAction,
     PushMessageRequest,
-    QuickReply,
-    QuickReplyItem,
     ReplyMessageRequest,
     ShowLoadingAnimationRequest,
-    TemplateMessage,
-    TextMessage,
-    URIAction,
 )
 from linebot.v3.messaging.exceptions import ApiException
 from linebot.v3.webhooks import (
@@ -61,20 +51,18 @@ from linebot.v3.webhooks import (
 
 from bot.config import Config
 from bot.line_api import api_client
-from bot.links import LetterLink, LetterLinks
+from bot.line_messages import line_messages
+from bot.links import LetterLinks
 from bot.sender import Policy, Refused, Result, Retry, Sent, Unit, Unreachable, backoff
 from handlers.attachments import MAX_BYTES
 from handlers.dispatch import Dispatcher, KeyedLocks, utc_now
-from handlers.messages import Attachment, Choice, Inbound, Kind, Outbound, decode, split_text
+from handlers.messages import Attachment, Inbound, Kind, Outbound, decode
 from storage import Repository
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "line"
 MAX_MESSAGES = 5  # per reply or push request
-MAX_QUICK_REPLIES = 13
-MAX_LABEL = 20
-TEXT_LIMIT = 5000
 REPLY_TOKEN_LIFETIME = timedelta(seconds=50)  # LINE's is about a minute; leave a margin
 CARD_INTERVAL = timedelta(minutes=5)  # LINE cannot edit: a newer review card waits this long after the last
 RETRYABLE = {500, 502, 503, 504}
@@ -393,29 +381,7 @@ class LineChannel:
             return type(e).__name__
 
     def _messages(self, reply: Outbound) -> list[Any]:
-        quick = _quick_reply(reply.choices)
-        document = reply.document
-        texts = split_text(reply.text, TEXT_LIMIT)
-        plain = [TextMessage(text=t) for t in texts[:-1]]
-        if document is None or document.link is None:
-            return [*plain, TextMessage(text=texts[-1], quick_reply=quick)]
-        kind = document.link[0]
-        path = {"letter": "letters", "signed": "signed", "chart": "charts"}[kind]  # the routes of bot/web.py
-        base = f"{self.public_url}/{path}/{self.links.token(LetterLink(*document.link), self.clock())}"
-        suffix = "png" if kind == "chart" else "jpg"
-        image = ImageMessage(original_content_url=f"{base}/page.{suffix}", preview_image_url=f"{base}/preview.{suffix}")
-        if kind in ("signed", "chart"):  # a picture to look at: the picture, then the text with its buttons
-            return [image, *plain, TextMessage(text=texts[-1], quick_reply=quick)]
-        return [
-            image, *plain,
-            TemplateMessage(
-                alt_text=texts[-1][:400],
-                template=ButtonsTemplate(text=texts[-1][:160], actions=[
-                    URIAction(label=_label(document.link_label or "PDF"), uri=base),
-                ]),
-                quick_reply=quick,
-            ),
-        ]
+        return line_messages(reply, self.public_url, self.links, self.clock())
 
 
 SLOW_MESSAGES = {"image", "video", "audio", "file"}  # what has content to download
@@ -424,26 +390,6 @@ SLOW_MESSAGES = {"image", "video", "audio", "file"}  # what has content to downl
 def _quick(raw: dict[str, Any]) -> bool:
     """An event the bot can answer in the time LINE waits for its 200: no file to download."""
     return raw.get("type") != "message" or (raw.get("message") or {}).get("type") not in SLOW_MESSAGES
-
-
-def _label(text: str) -> str:
-    return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
-
-
-def _quick_reply(choices: tuple[Choice, ...]) -> QuickReply | None:
-    items = []
-    for choice in choices:
-        if choice.action == "reply":
-            action: Any = PostbackAction(label=_label(choice.label), data=choice.payload,
-                                         display_text=choice.label)
-        elif choice.action == "camera":
-            action = CameraAction(label=_label(choice.label))
-        elif choice.action == "camera_roll":
-            action = CameraRollAction(label=_label(choice.label))
-        else:  # share_phone: LINE has none
-            continue
-        items.append(QuickReplyItem(action=action))
-    return QuickReply(items=items[:MAX_QUICK_REPLIES]) if items else None
 
 
 async def _fetch(url: str) -> bytes:

@@ -12,9 +12,11 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bot import console
+from bot import export as export_
 from bot.app import open_app
 from bot.config import Config, ConfigError, load_config
 from bot.sms import make_gateway
@@ -34,9 +36,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("stats", help="registrations by status")
     imp = commands.add_parser("import-schools", help="load the school directory from a CSV file")
     imp.add_argument("csv", type=Path, help="columns: code,name,province,affiliation (obec/lao or สพฐ./อปท.)")
-    exp = commands.add_parser("export", help="registrations as CSV, personal data included")
-    exp.add_argument("--status", default="approved", choices=STATUSES)
-    exp.add_argument("--output", type=Path, help="file to write (default: standard output)")
+    exp = commands.add_parser("export", help="registrations as CSV or Excel, personal data included")
+    exp.add_argument("--status", choices=STATUSES, help="only registrations with this status (default: all)")
+    exp.add_argument("--format", choices=export_.FORMATS,
+                     help="csv (UTF-8 with a byte-order mark, for Excel) or xlsx (default: from the --output name)")
+    exp.add_argument("--output", default=export_.STDOUT,
+                     help="file to create, mode 600 (default, or -: standard output)")
+    exp.add_argument("--include-national-id", action="store_true",
+                     help="add the national ID column (left out otherwise)")
     args = parser.parse_args(argv)
 
     try:
@@ -165,27 +172,22 @@ async def import_schools(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-EXPORT_COLUMNS = (
-    "ref", "status", "affiliation", "school_code", "school_name", "province", "old_tsl_username",
-    "old_kiddiary_username", "officer_title", "officer_first_name", "officer_last_name", "national_id",
-    "phone", "confirmed_at", "decided_at", "decided_by", "account_username", "account_password_hash",
-    "provision_status",
-)
-
-
 async def export(config: Config, args: argparse.Namespace) -> int:
-    async with open_app(config, make_gateway(config)) as app, app.repo.transaction():
-        registrations = await app.repo.registrations_with_status(args.status)
-    out = args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
-    try:
-        writer = csv.writer(out)
-        writer.writerow(EXPORT_COLUMNS)
-        for reg in registrations:
-            writer.writerow([getattr(reg, column) for column in EXPORT_COLUMNS])
-    finally:
-        if args.output:
-            out.close()
-    print(f"exported {len(registrations)} {args.status} registrations", file=sys.stderr)
+    """A thin caller: the rules (columns, neutralised cells, file mode, audit) are in bot/export.py."""
+    fmt = args.format or ("xlsx" if args.output.lower().endswith(".xlsx") else "csv")
+    if fmt == "xlsx" and args.output == export_.STDOUT and sys.stdout.isatty():
+        print("an xlsx workbook is not for a terminal: give --output FILE.xlsx (or redirect)", file=sys.stderr)
+        return 2
+    request = export_.ExportRequest(fmt, args.status, args.include_national_id, args.output)
+    async with open_app(config, make_gateway(config)) as app:
+        try:
+            count = await export_.export(app.repo, request, export_.os_user(), datetime.now(UTC), sys.stdout.buffer)
+        except OSError as e:
+            print(f"cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
+            return 1
+    where = "standard output" if args.output == export_.STDOUT else args.output
+    print(f"exported {count} registrations ({args.status or 'all statuses'}) to {where} as {fmt}, "
+          f"national IDs {'included' if args.include_national_id else 'left out'}", file=sys.stderr)
     return 0
 
 

@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from storage.audit_log import AuditLog
 from storage.crypto import Crypto
 from storage.database import Database
 from storage.database import dt as _dt
 from storage.database import ts as _ts
+from storage.directory import DirectoryStore
 from storage.events import EventStore
+from storage.export_pages import ExportPages
 from storage.models import Conversation, Registration, School, SignedLetter
 from storage.otp import OtpStore
 from storage.outbox import OutboxStore
@@ -52,6 +55,9 @@ class Repository:
         self.outbox = OutboxStore(db, crypto)
         self.otp = OtpStore(db, crypto)
         self.events = EventStore(db, crypto)
+        self.audit_log = AuditLog(db)  # exports and directory imports (not per registration)
+        self.directory = DirectoryStore(db)
+        self.export = ExportPages(db, self._registration)  # opens its own short transactions
 
     @classmethod
     async def open(cls, path: Path | str, crypto: Crypto) -> Repository:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import logging
 import signal
 import sys
@@ -20,10 +19,8 @@ from bot import export as export_
 from bot.app import open_app
 from bot.config import Config, ConfigError, load_config
 from bot.sms import make_gateway
-from handlers import validation
+from handlers import directory
 from handlers.dispatch import Dispatcher
-from handlers.normalize import fold
-from storage import School
 from storage.models import STATUSES
 from templates import letter
 
@@ -35,7 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("chat", help="the whole registration in this terminal")
     commands.add_parser("stats", help="registrations by status")
     imp = commands.add_parser("import-schools", help="load the school directory from a CSV file")
-    imp.add_argument("csv", type=Path, help="columns: code,name,province,affiliation (obec/lao or สพฐ./อปท.)")
+    imp.add_argument("csv", type=Path, help="columns: code,name,province,affiliation (obec/lao or สพฐ./อปท.); "
+                     "Thai headers (รหัสสถานศึกษา, ชื่อสถานศึกษา, จังหวัด, สังกัด) and Excel's encodings accepted")
+    imp.add_argument("--replace", action="store_true",
+                     help="the file becomes the whole directory (default: its schools are added or updated)")
     exp = commands.add_parser("export", help="registrations as CSV or Excel, personal data included")
     exp.add_argument("--status", choices=STATUSES, help="only registrations with this status (default: all)")
     exp.add_argument("--format", choices=export_.FORMATS,
@@ -139,36 +139,28 @@ async def stats(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-AFFILIATIONS = {"obec": "obec", "สพฐ": "obec", "lao": "lao", "อปท": "lao"}
-
-
 async def import_schools(config: Config, args: argparse.Namespace) -> int:
-    """All or nothing: one bad row and nothing is imported, every bad row is listed."""
-    schools, problems = [], []
-    with args.csv.open(encoding="utf-8-sig", newline="") as f:
-        for line, row in enumerate(csv.DictReader(f), start=2):
-            affiliation = AFFILIATIONS.get(fold(row.get("affiliation") or ""))
-            code = validation.school_code(row.get("code") or "", affiliation or "lao")
-            province = validation.province(row.get("province") or "")
-            name = validation.school_name(row.get("name") or "")
-            errors = [
-                f"{column}: {value.reason}"
-                for column, value in (("code", code), ("province", province), ("name", name))
-                if isinstance(value, validation.Invalid)
-            ]
-            if affiliation is None:
-                errors.append("affiliation: not obec/lao")
-            if errors:
-                problems.append(f"line {line}: " + "; ".join(errors))
-            else:
-                schools.append(School(code, name, province, affiliation))  # type: ignore[arg-type]
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
-        print(f"nothing imported: {len(problems)} bad rows", file=sys.stderr)
+    """All or nothing: one bad row and nothing is imported, every bad row is listed (the first
+    20). Reading and checking the file is handlers/directory.py's, shared with the chat's /import."""
+    try:
+        data = args.csv.read_bytes()
+    except OSError as e:
+        print(f"cannot read {args.csv}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    parsed = directory.parse(data)
+    if parsed.problems:
+        print(directory.report(parsed.problems, "en"), file=sys.stderr)
+        print(f"nothing imported: {len(parsed.problems)} lines with problems", file=sys.stderr)
         return 1
     async with open_app(config, make_gateway(config)) as app, app.repo.transaction():
-        count = await app.repo.import_schools(schools)
-    print(f"imported {count} schools")
+        change = await app.repo.directory.load(parsed.schools, replace=args.replace)
+        await app.repo.audit_log.add(datetime.now(UTC), export_.os_user(), "directory_imported", {
+            "file": args.csv.name, "replace": args.replace, "added": change.added, "updated": change.updated,
+            "removed": change.removed, "total": change.total,
+        })
+    removed = f", {change.removed} taken out" if args.replace else ""
+    print(f"{'replaced the directory with' if args.replace else 'imported'} {len(parsed.schools)} schools: "
+          f"{change.added} added, {change.updated} updated{removed}; {change.total} in the directory")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers import directory_import
 from handlers.messages import Outbound
 from handlers.normalize import fold
 from handlers.steps import (
@@ -30,7 +31,7 @@ WORDS: dict[str, str] = {
     "/cancel": "cancel", "cancel": "cancel", "ยกเลิก": "cancel",
     "/status": "status", "status": "status", "สถานะ": "status",
     "/help": "help", "help": "help", "ช่วยเหลือ": "help", "?": "help",
-    "/new": "new", "/stats": "stats", "/lang": "lang",
+    "/new": "new", "/stats": "stats", "/lang": "lang", "/import": "import",
 }
 YES_WORDS = frozenset({"ใช่", "yes", "y", "ตกลง", "ok"})
 
@@ -43,7 +44,7 @@ def parse(text: str, payload: str | None) -> tuple[str, str] | None:
     if payload:
         return None
     word, _, argument = fold(text).partition(" ")
-    if word in WORDS and (not argument or word == "/lang"):
+    if word in WORDS and (not argument or word in ("/lang", "/import")):
         return WORDS[word], argument.strip()
     if word.startswith("/") and len(word) > 1:
         return "unknown", word
@@ -191,5 +192,5 @@ async def unknown(turn: Turn, argument: str) -> None:
 
 COMMANDS = {
     "start": start, "new": new, "back": back, "cancel": cancel, "status": status, "help": help_,
-    "lang": lang, "stats": stats, "unknown": unknown,
+    "lang": lang, "stats": stats, "import": directory_import.request, "unknown": unknown,
 }

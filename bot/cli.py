@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import getpass
 import logging
 import signal
@@ -17,16 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot import console
+from bot import export as export_
 from bot.app import open_app
 from bot.config import Config, ConfigError, load_config
 from bot.sms import make_gateway
-from handlers import broadcasts, validation
+from handlers import broadcasts, directory, validation
 from handlers import stats as admin_stats
 from handlers.broadcasts import set_deadline
 from handlers.deadline import DEADLINE_KEY, days_left, parse_date
 from handlers.dispatch import Dispatcher
-from handlers.normalize import fold
-from storage import School
 from storage.models import STATUSES
 from templates import letter, text
 
@@ -38,10 +36,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("chat", help="the whole registration in this terminal")
     commands.add_parser("stats", help="registration statistics (as /stats shows admins)")
     imp = commands.add_parser("import-schools", help="load the school directory from a CSV file")
-    imp.add_argument("csv", type=Path, help="columns: code,name,province,affiliation (obec/lao or สพฐ./อปท.)")
-    exp = commands.add_parser("export", help="registrations as CSV, personal data included")
-    exp.add_argument("--status", default="approved", choices=STATUSES)
-    exp.add_argument("--output", type=Path, help="file to write (default: standard output)")
+    imp.add_argument("csv", type=Path, help="columns: code,name,province,affiliation (obec/lao or สพฐ./อปท.); "
+                     "Thai headers (รหัสสถานศึกษา, ชื่อสถานศึกษา, จังหวัด, สังกัด) and Excel's encodings accepted")
+    imp.add_argument("--replace", action="store_true",
+                     help="the file becomes the whole directory (default: its schools are added or updated)")
+    exp = commands.add_parser("export", help="registrations as CSV or Excel, personal data included")
+    exp.add_argument("--status", choices=STATUSES, help="only registrations with this status (default: all)")
+    exp.add_argument("--format", choices=export_.FORMATS,
+                     help="csv (UTF-8 with a byte-order mark, for Excel) or xlsx (default: from the --output name)")
+    exp.add_argument("--output", default=export_.STDOUT,
+                     help="file to create, mode 600 (default, or -: standard output)")
+    exp.add_argument("--include-national-id", action="store_true",
+                     help="add the national ID column (left out otherwise)")
     dl = commands.add_parser("deadline", help="show or set the registration deadline (Asia/Bangkok)")
     dl.add_argument("date", nargs="?", help="YYYY-MM-DD, or 'clear' to remove it")
     bc = commands.add_parser("broadcast", help="send a message to a segment of users (asks to confirm)")
@@ -152,60 +158,47 @@ async def stats(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-AFFILIATIONS = {"obec": "obec", "สพฐ": "obec", "lao": "lao", "อปท": "lao"}
-
-
 async def import_schools(config: Config, args: argparse.Namespace) -> int:
-    """All or nothing: one bad row and nothing is imported, every bad row is listed."""
-    schools, problems = [], []
-    with args.csv.open(encoding="utf-8-sig", newline="") as f:
-        for line, row in enumerate(csv.DictReader(f), start=2):
-            affiliation = AFFILIATIONS.get(fold(row.get("affiliation") or ""))
-            code = validation.school_code(row.get("code") or "", affiliation or "lao")
-            province = validation.province(row.get("province") or "")
-            name = validation.school_name(row.get("name") or "")
-            errors = [
-                f"{column}: {value.reason}"
-                for column, value in (("code", code), ("province", province), ("name", name))
-                if isinstance(value, validation.Invalid)
-            ]
-            if affiliation is None:
-                errors.append("affiliation: not obec/lao")
-            if errors:
-                problems.append(f"line {line}: " + "; ".join(errors))
-            else:
-                schools.append(School(code, name, province, affiliation))  # type: ignore[arg-type]
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
-        print(f"nothing imported: {len(problems)} bad rows", file=sys.stderr)
+    """All or nothing: one bad row and nothing is imported, every bad row is listed (the first
+    20). Reading and checking the file is handlers/directory.py's, shared with the chat's /import."""
+    try:
+        data = args.csv.read_bytes()
+    except OSError as e:
+        print(f"cannot read {args.csv}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    parsed = directory.parse(data)
+    if parsed.problems:
+        print(directory.report(parsed.problems, "en"), file=sys.stderr)
+        print(f"nothing imported: {len(parsed.problems)} lines with problems", file=sys.stderr)
         return 1
     async with open_app(config, make_gateway(config)) as app, app.repo.transaction():
-        count = await app.repo.import_schools(schools)
-    print(f"imported {count} schools")
+        change = await app.repo.directory.load(parsed.schools, replace=args.replace)
+        await app.repo.audit_log.add(datetime.now(UTC), export_.os_user(), "directory_imported", {
+            "file": args.csv.name, "replace": args.replace, "added": change.added, "updated": change.updated,
+            "removed": change.removed, "total": change.total,
+        })
+    removed = f", {change.removed} taken out" if args.replace else ""
+    print(f"{'replaced the directory with' if args.replace else 'imported'} {len(parsed.schools)} schools: "
+          f"{change.added} added, {change.updated} updated{removed}; {change.total} in the directory")
     return 0
 
 
-EXPORT_COLUMNS = (
-    "ref", "status", "affiliation", "school_code", "school_name", "province", "old_tsl_username",
-    "old_kiddiary_username", "officer_title", "officer_first_name", "officer_last_name", "national_id",
-    "phone", "confirmed_at", "decided_at", "decided_by", "account_username", "account_password_hash",
-    "provision_status",
-)
-
-
 async def export(config: Config, args: argparse.Namespace) -> int:
-    async with open_app(config, make_gateway(config)) as app, app.repo.transaction():
-        registrations = await app.repo.registrations_with_status(args.status)
-    out = args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
-    try:
-        writer = csv.writer(out)
-        writer.writerow(EXPORT_COLUMNS)
-        for reg in registrations:
-            writer.writerow([getattr(reg, column) for column in EXPORT_COLUMNS])
-    finally:
-        if args.output:
-            out.close()
-    print(f"exported {len(registrations)} {args.status} registrations", file=sys.stderr)
+    """A thin caller: the rules (columns, neutralised cells, file mode, audit) are in bot/export.py."""
+    fmt = args.format or ("xlsx" if args.output.lower().endswith(".xlsx") else "csv")
+    if fmt == "xlsx" and args.output == export_.STDOUT and sys.stdout.isatty():
+        print("an xlsx workbook is not for a terminal: give --output FILE.xlsx (or redirect)", file=sys.stderr)
+        return 2
+    request = export_.ExportRequest(fmt, args.status, args.include_national_id, args.output)
+    async with open_app(config, make_gateway(config)) as app:
+        try:
+            count = await export_.export(app.repo, request, export_.os_user(), datetime.now(UTC), sys.stdout.buffer)
+        except OSError as e:
+            print(f"cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
+            return 1
+    where = "standard output" if args.output == export_.STDOUT else args.output
+    print(f"exported {count} registrations ({args.status or 'all statuses'}) to {where} as {fmt}, "
+          f"national IDs {'included' if args.include_national_id else 'left out'}", file=sys.stderr)
     return 0
 
 

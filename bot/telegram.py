@@ -190,7 +190,9 @@ class TelegramChannel:
         if message.document is not None:
             doc = message.document
             attachment = self._attachment(doc.file_id, doc.file_size, doc.file_name, doc.mime_type)
-            return Inbound(kind=Kind.FILE, attachment=attachment, **common)
+            # The caption travels as text: an admin's "/import replace" on a directory file.
+            return Inbound(kind=Kind.FILE, attachment=attachment, text=_without_bot_name(message.caption or ""),
+                           **common)
         kind = (
             Kind.STICKER if message.sticker else
             Kind.AUDIO if message.voice or message.audio else

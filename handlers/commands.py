@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from handlers import staff
+from handlers import directory_import, staff
 from handlers import stats as admin_stats
 from handlers.deadline import deadline_note
 from handlers.messages import Outbound
@@ -36,7 +36,7 @@ WORDS: dict[str, str] = {
     "/cancel": "cancel", "cancel": "cancel", "ยกเลิก": "cancel",
     "/status": "status", "status": "status", "สถานะ": "status",
     "/help": "help", "help": "help", "ช่วยเหลือ": "help", "?": "help",
-    "/new": "new", "/stats": "stats", "/lang": "lang",
+    "/new": "new", "/stats": "stats", "/lang": "lang", "/import": "import",
 }
 YES_WORDS = frozenset({"ใช่", "yes", "y", "ตกลง", "ok"})
 
@@ -49,7 +49,7 @@ def parse(text: str, payload: str | None) -> tuple[str, str] | None:
     if payload:
         return None
     word, _, argument = fold(text).partition(" ")
-    if word in WORDS and (not argument or word in ("/lang", "/stats")):
+    if word in WORDS and (not argument or word in ("/lang", "/stats", "/import")):
         return WORDS[word], argument.strip()
     if word.startswith("/") and len(word) > 1:
         return "unknown", word
@@ -191,5 +191,5 @@ async def unknown(turn: Turn, argument: str) -> None:
 
 COMMANDS = {
     "start": start, "new": new, "back": back, "cancel": cancel, "status": status, "help": help_,
-    "lang": lang, "stats": admin_stats.command, "unknown": unknown,
+    "lang": lang, "stats": admin_stats.command, "import": directory_import.request, "unknown": unknown,
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import broadcasts, commands, review
+from handlers import broadcasts, commands, directory_import, review
 from handlers.messages import Choice, Kind
 from handlers.normalize import clean_text
 from handlers.steps import STEPS, State, ask, match_choice, step_choices, take_answer, take_attachment
@@ -55,7 +55,9 @@ async def handle(turn: Turn) -> None:
         if not text:
             turn.say("empty_answer", choices=_choices(turn))
             return
-    elif inbound.kind in (Kind.PHOTO, Kind.FILE) and await take_attachment(turn):
+    elif inbound.kind in (Kind.PHOTO, Kind.FILE) and (
+        await directory_import.take_file(turn) or await take_attachment(turn)  # an admin's directory, or a letter
+    ):
         return
     elif inbound.kind is Kind.CONTACT and inbound.contact is not None and state is State.PHONE:
         if not inbound.contact.own:  # someone else's number from the address book: not for the OTP

@@ -21,12 +21,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from handlers import attachments, conversation, otp
-from handlers.messages import Address, Inbound, Outbound, Sms, encode, encode_sms
+from handlers import attachments, conversation, directory, directory_import, otp
+from handlers.messages import Address, Inbound, Kind, Outbound, Sms, encode, encode_sms
 from handlers.provisioning import Provisioner, hash_password
 from handlers.steps import State
 from handlers.turn import CoreSettings, Turn
-from handlers.validation import mask_phone
+from handlers.validation import Invalid, mask_phone
 from storage import Conversation, Registration, Repository, UploadStore
 from storage.models import ANSWER, NOTICE, OutboxRow
 from templates import DEFAULT_LANGUAGE, LANGUAGES, text
@@ -202,13 +202,19 @@ class Dispatcher:
         after a failure (nothing of the turn was kept)."""
         lang = DEFAULT_LANGUAGE
         try:
-            inspection = None
+            inspection: attachments.Inspection | Invalid | directory.DirectoryFile | None = None
+            directory_file = await self._directory_file(inbound)
             if inbound.attachment is not None and inbound.attachment.fetch is not None:
-                inbound = await self._fetched(inbound)
+                inbound = await self._fetched(inbound, directory_file)
             if inbound.attachment is not None and inbound.attachment.fetch is None:
-                # Decoding and QR reading: in a worker thread, and no transaction held meanwhile.
+                # Decoding and QR reading, or reading a directory: in a worker thread, and no
+                # transaction held meanwhile.
                 attachment = inbound.attachment
-                inspection = await asyncio.to_thread(attachments.inspect, attachment.data, attachment.declared_size)
+                if directory_file:
+                    inspection = await asyncio.to_thread(directory.parse, attachment.data)
+                else:
+                    inspection = await asyncio.to_thread(attachments.inspect, attachment.data,
+                                                         attachment.declared_size)
             async with self.repo.transaction():
                 event_id = inbound.event_id
                 if event_id and not await self.repo.events.claim(inbound.channel, event_id, self.clock()):
@@ -236,13 +242,24 @@ class Dispatcher:
             rows = await self._enqueue(apology, [], inbound, self.clock())
         return None, rows, apology
 
-    async def _fetched(self, inbound: Inbound) -> Inbound:
+    async def _directory_file(self, inbound: Inbound) -> bool:
+        """Whether the attachment is an admin's school directory (handlers/directory_import.py).
+        Only an admin's file in a private chat costs a look at the database."""
+        if inbound.attachment is None or inbound.kind is not Kind.FILE or inbound.group_id is not None:
+            return False
+        if inbound.sender not in self.settings.admins:
+            return False
+        async with self.repo.transaction():
+            return await directory_import.wanted(self.repo, self.settings, inbound, self.clock())
+
+    async def _fetched(self, inbound: Inbound, directory_file: bool = False) -> Inbound:
         """The inbound with its file downloaded, if the officer is where a file is taken: never
         in a group, only at the letter steps or with a registration waiting for its signed
-        letter. Otherwise it stays undownloaded (and the step says what it expects instead)."""
+        letter, or an admin's school directory. Otherwise it stays undownloaded (and the step
+        says what it expects instead)."""
         assert inbound.attachment is not None and inbound.attachment.fetch is not None
-        wanted = False
-        if inbound.group_id is None:
+        wanted = directory_file
+        if inbound.group_id is None and not wanted:
             async with self.repo.transaction():
                 wanted = await self.repo.awaits_signed_letter(inbound.channel, inbound.user_id)
         if not wanted:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 from handlers.attachments import Inspection
+from handlers.directory import DirectoryFile
 from handlers.messages import Address, Choice, Inbound, Outbound, Sms
 from handlers.otp_policy import OtpPolicy
 from handlers.validation import Invalid
@@ -37,7 +38,8 @@ class Turn:
     settings: CoreSettings
     challenge: OtpChallenge | None = None  # the code the officer is expected to type, if any
     files: UploadStore | None = None
-    inspection: Inspection | Invalid | None = None  # what the attachment turned out to be, if any
+    # What the attachment turned out to be, if any: a photo or scan, or an admin's school directory.
+    inspection: Inspection | Invalid | DirectoryFile | None = None
     replies: list[Outbound] = field(default_factory=list)
     sms: list[Sms] = field(default_factory=list)
     provision: list[int] = field(default_factory=list)  # approved registrations to make accounts for

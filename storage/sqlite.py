@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from storage.audit_log import AuditLog
 from storage.broadcasts import BroadcastStore
 from storage.crypto import Crypto
 from storage.database import Database
 from storage.database import dt as _dt
 from storage.database import ts as _ts
+from storage.directory import DirectoryStore
 from storage.events import EventStore
+from storage.export_pages import ExportPages
 from storage.models import Conversation, Registration, School, SignedLetter
 from storage.otp import OtpStore
 from storage.outbox import OutboxStore
@@ -56,6 +59,9 @@ class Repository:
         self.events = EventStore(db, crypto)
         self.broadcasts = BroadcastStore(db)
         self.stats = StatsStore(db)  # read-only figures for admins
+        self.audit_log = AuditLog(db)  # exports and directory imports (not per registration)
+        self.directory = DirectoryStore(db)
+        self.export = ExportPages(db, self._registration)  # opens its own short transactions
 
     @classmethod
     async def open(cls, path: Path | str, crypto: Crypto) -> Repository:

@@ -233,9 +233,10 @@ def test_stats_and_export(tmp_path):
     result = run_cli(tmp_path, "stats")
     assert result.returncode == 0
     assert re.search(r"draft\s+1", result.stdout) and re.search(r"total\s+1", result.stdout)
-    result = run_cli(tmp_path, "export", "--status", "draft", "--output", str(tmp_path / "out.csv"))
+    result = run_cli(tmp_path, "export", "--status", "draft", "--include-national-id",
+                     "--output", str(tmp_path / "out.csv"))
     assert result.returncode == 0, result.stderr
-    rows = (tmp_path / "out.csv").read_text().splitlines()
+    rows = (tmp_path / "out.csv").read_text(encoding="utf-8-sig").splitlines()
     assert rows[0].startswith("ref,status") and len(rows) == 2
     assert "1234545678781" in rows[1] and "โรงเรียนบ้านหนองบัว" in rows[1]
 

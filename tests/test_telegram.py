@@ -80,11 +80,12 @@ async def webhook_only(tmp_path) -> AsyncIterator[Harness]:
 
 
 @asynccontextmanager
-async def running(mode: str, tmp_path: Path) -> AsyncIterator[Harness]:
+async def running(mode: str, tmp_path: Path, **settings: str) -> AsyncIterator[Harness]:
     """The bot as `kiddiary-bot run` starts it, with Telegram in `mode`, against the fake."""
     fake = FakeTelegram(TOKEN)
     url = await fake.start()
-    env = {"KIDDIARY_DATA_DIR": str(tmp_path), "KIDDIARY_TELEGRAM_TOKEN": TOKEN, "KIDDIARY_TELEGRAM_API_URL": url}
+    env = {"KIDDIARY_DATA_DIR": str(tmp_path), "KIDDIARY_TELEGRAM_TOKEN": TOKEN, "KIDDIARY_TELEGRAM_API_URL": url,
+           **settings}
     if mode == "webhook":
         env["KIDDIARY_TELEGRAM_WEBHOOK_SECRET"] = SECRET
     config = load_config(env, dotenv=None)
@@ -154,11 +155,12 @@ class User:
                  {"file_id": file_id, "file_unique_id": "b", "width": 1200, "height": 1600, "file_size": len(data)}]
         return await self.send(self.message(photo=sizes))
 
-    async def document(self, data: bytes, name: str, mime: str, size: int | None = None) -> list[Call]:
+    async def document(self, data: bytes, name: str, mime: str, size: int | None = None,
+                       caption: str | None = None) -> list[Call]:
         self.h.fake.add_file(name, data)
         return await self.send(self.message(document={
             "file_id": name, "file_unique_id": f"u{name}", "file_name": name, "mime_type": mime,
-            "file_size": size if size is not None else len(data)}))
+            "file_size": size if size is not None else len(data)}, **({"caption": caption} if caption else {})))
 
 
 def texts(calls: list[Call]) -> str:
@@ -372,3 +374,16 @@ async def test_an_update_telegram_sends_that_cannot_be_read_is_acknowledged(webh
     assert await webhook_only.deliver(broken) == 200  # a 500 would make Telegram send it forever
     await webhook_only.settle()
     assert webhook_only.fake.sent() == []
+
+
+async def test_an_admin_replaces_the_directory_with_a_captioned_file(tmp_path):
+    schools = "code,name,province,affiliation\n1054530001,โรงเรียนบ้านหนองบัว,แพร่,สพฐ.\n".encode()
+    async with running("polling", tmp_path, KIDDIARY_ADMINS="telegram:5550001") as harness:
+        admin, other = User(harness), User(harness, 5550002, "สมชาย")
+        replies = await other.document(schools, "schools.csv", "text/csv", caption="/import replace")
+        assert texts(replies) == t("not_allowed", "th")
+        assert not [c for c in harness.fake.calls if c.method == "getFile"]  # someone else's: never fetched
+        replies = await admin.document(schools, "schools.csv", "text/csv", caption="/import@kiddiary_bot replace")
+        assert texts(replies) == t("dir_replaced", "th", added=1, updated=0, removed=0, total=1)
+        async with harness.app.repo.transaction():
+            assert [s.code for s in await harness.app.repo.directory.all()] == ["1054530001"]

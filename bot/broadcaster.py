@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime
 
 from bot.delivery import Delivery
 from bot.pacing import Timer
-from handlers.broadcasts import reminder_text, render
+from handlers.broadcasts import reminder_text, render, same_for_everyone
 from handlers.deadline import DEADLINE_KEY, quiet_until, reminder_due, reminder_key
 from handlers.messages import Outbound, encode
 from handlers.turn import CoreSettings
@@ -32,9 +32,9 @@ from storage.models import BROADCAST
 log = logging.getLogger(__name__)
 
 BACKLOG = 200  # broadcast rows waiting per channel (Telegram: about 7 s at 30/s)
-MULTICAST_BACKLOG = 10  # rows of a multicast channel (each up to 500 people)
+MULTICAST_BACKLOG = 40  # rows of a multicast channel (each up to 500 people)
 POLL = 5.0  # seconds between passes when nothing reports progress
-MIN_PASS = 0.5  # seconds at least between passes: progress comes with every batch the delivery records
+MIN_PASS = 0.1  # seconds at least between passes: progress comes with every batch the delivery records
 REMINDERS = Segment("not_submitted")
 
 
@@ -102,16 +102,22 @@ class Broadcaster:
             multicast = worker.policy.multicast
             async with self.repo.transaction():
                 waiting = await self.repo.outbox.broadcast_backlog(channel)
-                room = (MULTICAST_BACKLOG if multicast else BACKLOG) - waiting
-                if room <= 0:
+                cap = MULTICAST_BACKLOG if multicast else BACKLOG
+                if waiting > cap // 2:  # topped up in large steps: fewer, bigger transactions
                     continue
-                people = await self.repo.broadcasts.next_recipients(made.id, channel, room * max(multicast, 1))
-                if not people:
+                room = cap - waiting
+                limit = room * max(multicast, 1)
+                if made.kind == "broadcast" and (body := same_for_everyone(made.text)) is not None:
+                    ids = await self.repo.broadcasts.next_user_ids(made.id, channel, limit)  # cheap: no join
+                    rows = self._same_rows(made, channel, ids, body, multicast)
+                else:
+                    people = await self.repo.broadcasts.next_recipients(made.id, channel, limit)
+                    rows = self._rows(made, people, deadline, now, multicast)
+                if not rows:
                     continue
-                rows = self._rows(made, people, deadline, now, multicast)
                 await self.repo.outbox.add([row for row, _ in rows], now)  # fills in each row's id
-                await self.repo.broadcasts.queued(
-                    made.id, [(person.channel, person.user_id, row.id) for row, group in rows for person in group])
+                placed = [(channel, user_id, row.id) for row, ids in rows for user_id in ids]
+                await self.repo.broadcasts.queued(made.id, placed)
             self.delivery.take([row for row, _ in rows])
         async with self.repo.transaction():
             if await self.repo.broadcasts.finish_if_done(made.id, now):
@@ -119,27 +125,30 @@ class Broadcaster:
 
     def _rows(
         self, made: Broadcast, people: list[Recipient], deadline: date | None, now: datetime, multicast: int,
-    ) -> list[tuple[OutboxRow, list[Recipient]]]:
-        """The outbox rows that carry `people` the broadcast, each with whom it carries."""
-        texts: dict[str, list[Recipient]] = {}
+    ) -> list[tuple[OutboxRow, list[str]]]:
+        """The outbox rows that carry `people` the broadcast, each with the ids it carries:
+        those who read the same text share rows where the platform multicasts."""
+        texts: dict[str, list[str]] = {}
         for person in people:
             if made.kind == "reminder":
                 assert deadline is not None
                 body = reminder_text(person, deadline, now)
             else:
                 body = render(made.text, person, deadline)
-            texts.setdefault(body, []).append(person)
-        rows = []
-        for body, group in texts.items():
-            payload = encode(Outbound(body))
-            if multicast:
-                for start in range(0, len(group), multicast):
-                    part = group[start:start + multicast]
-                    rows.append((self._row(made, part[0].channel, f"multicast:{made.id}:{part[0].user_id}",
-                                           {**payload, "multicast": [p.user_id for p in part]}), part))
-            else:
-                rows += [(self._row(made, p.channel, p.user_id, payload), [p]) for p in group]
-        return rows
+            texts.setdefault(body, []).append(person.user_id)
+        channel = people[0].channel if people else ""
+        return [row for body, ids in texts.items() for row in self._same_rows(made, channel, ids, body, multicast)]
+
+    def _same_rows(
+        self, made: Broadcast, channel: str, ids: list[str], body: str, multicast: int,
+    ) -> list[tuple[OutboxRow, list[str]]]:
+        """The rows that carry one text to `ids`."""
+        payload = encode(Outbound(body))
+        if not multicast:
+            return [(self._row(made, channel, user_id, payload), [user_id]) for user_id in ids]
+        parts = [ids[start:start + multicast] for start in range(0, len(ids), multicast)]
+        return [(self._row(made, channel, f"multicast:{made.id}:{part[0]}", {**payload, "multicast": part}), part)
+                for part in parts]
 
     @staticmethod
     def _row(made: Broadcast, channel: str, chat_id: str, payload: dict[str, object]) -> OutboxRow:

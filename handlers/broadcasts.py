@@ -151,6 +151,13 @@ def check_text(body: str) -> v.Invalid | None:
     return None
 
 
+def same_for_everyone(body: str) -> str | None:
+    """The text every recipient reads, when it quotes nothing of theirs (None when it does)."""
+    if any(name for _, name, _, _ in string.Formatter().parse(body)):
+        return None
+    return body.format()  # {{ and }} become single braces
+
+
 def render(body: str, person: Recipient, deadline_: date | None) -> str:
     """The admin's text as `person` reads it."""
     lang = person.lang

@@ -9,6 +9,7 @@ resumes where the last process stopped, and a recipient is never queued twice.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,8 @@ from storage.database import dt as _dt
 from storage.database import ts as _ts
 from storage.models import APPROVED, CANCELLED, DRAFT, LETTER_ISSUED, REJECTED, SUBMITTED
 
-# The recipient's states. Remaining = pending + queued; the others are final.
+# The recipient's states. Remaining = pending + queued; the others are final. Queries name
+# 'pending' and 'queued' literally: SQLite uses a partial index only for a literal term.
 PENDING, QUEUED, SENT, BLOCKED, FAILED, UNKNOWN, CANCELLED_STATE = (
     "pending", "queued", "sent", "blocked", "failed", "unknown", "cancelled")
 FINAL = (SENT, BLOCKED, FAILED, UNKNOWN, CANCELLED_STATE)
@@ -224,8 +226,8 @@ class BroadcastStore:
         if cursor.rowcount != 1:
             return None
         rows = await self._db.all(
-            "SELECT DISTINCT outbox_id FROM broadcast_recipients WHERE broadcast_id = ? AND state = ?",
-            (broadcast_id, QUEUED),
+            "SELECT DISTINCT outbox_id FROM broadcast_recipients WHERE broadcast_id = ? AND state = 'queued'",
+            (broadcast_id,),
         )
         outbox_ids = [r[0] for r in rows]
         await self._db.executemany("DELETE FROM outbox WHERE id = ?", ([i] for i in outbox_ids))
@@ -243,25 +245,35 @@ class BroadcastStore:
 
     async def next_recipients(self, broadcast_id: int, channel: str, limit: int) -> list[Recipient]:
         rows = await self._db.all(
-            """SELECT channel, user_id, registration_id FROM broadcast_recipients
-               WHERE broadcast_id = ? AND state = ? AND channel = ? LIMIT ?""",
-            (broadcast_id, PENDING, channel, limit),
+            """SELECT b.channel, b.user_id, c.lang, b.registration_id, r.ref, r.school_name, r.status
+               FROM broadcast_recipients b
+               JOIN conversations c ON c.channel = b.channel AND c.user_id = b.user_id
+               LEFT JOIN registrations r ON r.id = b.registration_id
+               WHERE b.broadcast_id = ? AND b.state = 'pending' AND b.channel = ? LIMIT ?""",
+            (broadcast_id, channel, limit),
         )
-        return await self._recipients([(r[0], r[1], r[2]) for r in rows])
+        return [Recipient(*r) for r in rows]
 
-    async def pending_channels(self, broadcast_id: int) -> list[str]:
+    async def next_user_ids(self, broadcast_id: int, channel: str, limit: int) -> list[str]:
+        """The next recipients' ids alone: for a text that is the same for everyone."""
         rows = await self._db.all(
-            "SELECT DISTINCT channel FROM broadcast_recipients WHERE broadcast_id = ? AND state = ?",
-            (broadcast_id, PENDING),
+            "SELECT user_id FROM broadcast_recipients WHERE broadcast_id = ? AND state = 'pending' AND channel = ?"
+            " LIMIT ?",
+            (broadcast_id, channel, limit),
         )
         return [r[0] for r in rows]
 
     async def queued(self, broadcast_id: int, placed: Iterable[tuple[str, str, int]]) -> None:
-        """Recipients (channel, user_id) now carried by outbox row `outbox_id`."""
+        """Recipients (channel, user_id) now carried by outbox row `outbox_id`: one statement per
+        row (a multicast row carries up to 500 people)."""
+        by_row: dict[tuple[str, int], list[str]] = {}
+        for channel, user_id, outbox_id in placed:
+            by_row.setdefault((channel, outbox_id), []).append(user_id)
         await self._db.executemany(
-            "UPDATE broadcast_recipients SET state = ?, outbox_id = ? WHERE broadcast_id = ? AND channel = ?"
-            " AND user_id = ? AND state = ?",
-            ([QUEUED, outbox_id, broadcast_id, channel, user_id, PENDING] for channel, user_id, outbox_id in placed),
+            """UPDATE broadcast_recipients SET state = ?, outbox_id = ? WHERE broadcast_id = ? AND channel = ?
+               AND user_id IN (SELECT value FROM json_each(?)) AND state = ?""",
+            ([QUEUED, outbox_id, broadcast_id, channel, json.dumps(users), PENDING]
+             for (channel, outbox_id), users in by_row.items()),
         )
 
     async def delivered(self, outcomes: Iterable[tuple[int, str]], at: datetime) -> None:
@@ -272,12 +284,13 @@ class BroadcastStore:
         )
 
     async def finish_if_done(self, broadcast_id: int, at: datetime) -> bool:
-        row = await self._db.one(
-            "SELECT 1 FROM broadcast_recipients WHERE broadcast_id = ? AND state IN (?, ?) LIMIT 1",
-            (broadcast_id, PENDING, QUEUED),
-        )
-        if row is not None:
-            return False
+        for state in (PENDING, QUEUED):  # each has a partial index, which a literal state can use
+            row = await self._db.one(
+                f"SELECT 1 FROM broadcast_recipients WHERE broadcast_id = ? AND state = '{state}' LIMIT 1",
+                (broadcast_id,),
+            )
+            if row is not None:
+                return False
         cursor = await self._db.execute(
             "UPDATE broadcasts SET status = ?, finished_at = ? WHERE id = ? AND status = ?",
             (DONE, _ts(at), broadcast_id, SENDING),

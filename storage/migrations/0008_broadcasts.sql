@@ -35,7 +35,9 @@ CREATE TABLE broadcast_recipients (
     done_at         TEXT,
     PRIMARY KEY (broadcast_id, channel, user_id)
 ) WITHOUT ROWID;
-CREATE INDEX broadcast_recipients_state ON broadcast_recipients (broadcast_id, state, channel);
+-- Partial indexes: a recipient leaves them as it moves on, so the final states cost no index.
+CREATE INDEX broadcast_recipients_pending ON broadcast_recipients (broadcast_id, channel) WHERE state = 'pending';
+CREATE INDEX broadcast_recipients_queued ON broadcast_recipients (broadcast_id) WHERE state = 'queued';
 CREATE INDEX broadcast_recipients_outbox ON broadcast_recipients (outbox_id) WHERE outbox_id IS NOT NULL;
 
 -- Set just before a broadcast message is handed to a platform with no idempotency key

@@ -3,8 +3,8 @@
 One `Worker` per channel holds that channel's unsent rows in memory (read from the outbox at
 start-up, then handed the new ones after every commit), one queue per chat:
 
-- A chat's messages go one at a time, in the order they were written; chats go concurrently,
-  so a slow review group delays only itself.
+- A chat's messages go one at a time, in the order they were written (a broadcast waits behind
+  the rest); chats go concurrently, so a slow review group delays only itself.
 - Which chat goes next: the lowest priority first (an officer's answer, then notices and
   review cards, then broadcasts), oldest first among equals. Broadcasts never take the last
   sending slots, so an answer never waits for one.
@@ -53,6 +53,12 @@ class _Chat:
     notes: dict[str, Any] = field(default_factory=dict)
     busy: bool = False
     queued: bool = False  # in the ready or the waiting heap
+
+
+def _order(row: OutboxRow) -> tuple[bool, int]:
+    """A chat's rows go in the order they were written, except that a broadcast waits behind
+    everything else for that chat: an officer's answer never queues behind one."""
+    return row.priority >= BROADCAST, row.id
 
 
 class Worker:
@@ -124,13 +130,16 @@ class Worker:
             chat = self._chats.get(row.chat_id)
             if chat is None:
                 chat = self._chats[row.chat_id] = _Chat(row.chat_id)
-            ids = [r.id for r in chat.rows]
-            at = bisect.bisect_left(ids, row.id)
-            if at < len(ids) and ids[at] == row.id:  # a newer version of a waiting message
-                if not (chat.busy and at == 0):  # the one being sent goes as it was; the next send has the rest
-                    chat.rows[at] = row
+            same = next((i for i, r in enumerate(chat.rows) if r.id == row.id), None)
+            if same is not None:  # a newer version of a waiting message
+                if not (chat.busy and same == 0):  # the one being sent goes as it was; the next send has the rest
+                    chat.rows[same] = row
             else:
+                at = bisect.bisect_left([_order(r) for r in chat.rows], _order(row))
+                at = max(at, 1) if chat.busy else at  # never before the one being sent
                 chat.rows.insert(at, row)
+                if at == 0 and chat.queued:  # a new head, more urgent than the one it was queued with
+                    heapq.heappush(self._ready, (row.priority, row.id, chat.id))
             if recovered:
                 chat.recovered.add(row.id)
             self._schedule(chat)
@@ -184,7 +193,8 @@ class Worker:
         limit = self.policy.concurrency
         while self._ready:
             priority, _, chat_id = self._ready[0]
-            if self._busy >= limit or (priority >= BROADCAST and self._busy >= limit - RESERVED_SLOTS):
+            reserved = min(RESERVED_SLOTS, limit - 1)  # a sender of one slot lets broadcasts use it
+            if self._busy >= limit or (priority >= BROADCAST and self._busy >= limit - reserved):
                 break  # a send finishing wakes us
             heapq.heappop(self._ready)
             chat = self._chats.get(chat_id)

@@ -22,6 +22,7 @@ matplotlib.use("Agg")  # no display on a server; set before pyplot is imported a
 from matplotlib import dates as mdates
 from matplotlib import font_manager
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 # One colour per status, in the order the bars are stacked (bottom first).
 COLOURS = {
@@ -77,14 +78,18 @@ def figure(data: ChartData) -> Figure:
         progress.set_ylim(top=max(data.target, *data.registered) * 1.08)
     if data.deadline is not None:
         progress.axvline(data.deadline, color="#c62828", linestyle=":", label=data.deadline_label)
+    if x:  # the days shown, a half day either side: a single day must not stretch over years
+        progress.set_xlim(mdates.date2num(x[0]) - 0.5, mdates.date2num(x[-1]) + 0.5)
     for axes in (bars, progress):
         axes.grid(axis="y", alpha=0.3)
-        axes.set_ylim(bottom=0)
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of registrations: no 0.05
+        axes.set_ylim(bottom=0, top=max(axes.get_ylim()[1], 1))
         handles, _ = axes.get_legend_handles_labels()
         if handles:  # beside the plot, where it hides no bar
             axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), prop={"family": family, "size": 9})
         for label in axes.get_xticklabels() + axes.get_yticklabels():
             label.set_fontfamily(family)
+    progress.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=10))
     progress.xaxis.set_major_formatter(mdates.DateFormatter("%d/%m"))
     fig.autofmt_xdate()
     return fig

@@ -218,6 +218,44 @@ async def test_broadcasts_leave_sending_slots_for_answers(tmp_path):
     await repo.close()
 
 
+class OneAtATime(Slow):
+    """A sender of one slot, as the console is."""
+
+    channel = "single"
+    policy = Policy(concurrency=1)
+
+
+async def test_an_answer_overtakes_a_broadcast_waiting_for_the_same_chat_even_with_one_slot(tmp_path):
+    from storage import Crypto, Repository
+
+    repo = await Repository.open(tmp_path / "db.sqlite3", Crypto("x" * 40))
+    single = OneAtATime()
+    delivery = Delivery(repo, ManualTimer())
+    delivery.add_sender(single)
+    await delivery.start()
+    rows = [OutboxRow("single", "busy", ANSWER, "a0", {"text": "กำลังส่ง"}),
+            OutboxRow("single", "officer", BROADCAST, "b1", {"text": "ประกาศ 1"}),
+            OutboxRow("single", "officer", BROADCAST, "b2", {"text": "ประกาศ 2"}),
+            OutboxRow("single", "officer", ANSWER, "a1", {"text": "คำตอบ 1"}),
+            OutboxRow("single", "officer", NOTICE, "n1", {"text": "แจ้ง"}),
+            OutboxRow("single", "officer", ANSWER, "a2", {"text": "คำตอบ 2"})]
+    async with repo.transaction():
+        rows = await repo.outbox.add(rows, datetime.now(UTC))
+    worker = delivery.workers["single"]
+    worker.add(rows[:1])  # the only slot is busy
+    await asyncio.sleep(0.01)
+    worker.add(rows[1:3])  # broadcasts wait for the officer...
+    await asyncio.sleep(0.01)
+    worker.add(rows[3:])  # ...and the officer's answers and notices, written later, go before them
+    single.gate.set()
+    await delivery.idle()
+    assert single.sent == ["กำลังส่ง", "คำตอบ 1", "แจ้ง", "คำตอบ 2", "ประกาศ 1", "ประกาศ 2"]
+    async with repo.transaction():
+        assert await repo.outbox.pending("single") == []
+    await delivery.stop()
+    await repo.close()
+
+
 async def test_a_hundred_signed_letters_at_once_answer_every_officer_while_cards_trickle(tmp_path):
     """The review group takes twenty messages a minute; the officers are answered without
     waiting for it: every answer goes while the clock stands still, the cards as it moves."""

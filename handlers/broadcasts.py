@@ -274,9 +274,9 @@ async def status(turn: Turn, broadcast_id: int) -> None:
 def pace(made: Broadcast, progress: Progress, now: datetime) -> tuple[float | None, datetime | None]:
     """Messages a second so far, and when the rest should be sent at that rate."""
     sent = progress.counts.get(SENT, 0)
-    if not sent or made.started_at is None or progress.last_done is None:
+    if not sent or made.started_at is None or progress.last_sent is None:
         return None, None
-    seconds = max((progress.last_done - made.started_at).total_seconds(), 1.0)
+    seconds = max((progress.last_sent - made.started_at).total_seconds(), 1.0)
     rate = sent / seconds
     return rate, now + timedelta(seconds=progress.remaining / rate)
 

@@ -17,18 +17,16 @@ from datetime import datetime
 from storage.database import Database
 from storage.database import dt as _dt
 from storage.database import ts as _ts
-from storage.models import APPROVED, CANCELLED, DRAFT, LETTER_ISSUED, REJECTED, SUBMITTED
+from storage.models import CANCELLED, DRAFT, LETTER_ISSUED, REJECTED
 
 # The recipient's states. Remaining = pending + queued; the others are final. Queries name
 # 'pending' and 'queued' literally: SQLite uses a partial index only for a literal term.
 PENDING, QUEUED, SENT, BLOCKED, FAILED, UNKNOWN, CANCELLED_STATE = (
     "pending", "queued", "sent", "blocked", "failed", "unknown", "cancelled")
-FINAL = (SENT, BLOCKED, FAILED, UNKNOWN, CANCELLED_STATE)
 
 # A broadcast's status.
 DRAFT_BROADCAST, SENDING, DONE, CANCELLED_BROADCAST = "draft", "sending", "done", "cancelled"
 
-REGISTRATION_STATUSES = (DRAFT, LETTER_ISSUED, SUBMITTED, REJECTED, APPROVED)
 NOT_SUBMITTED = (REJECTED, LETTER_ISSUED, DRAFT)  # what a reminder is about, most urgent first
 
 
@@ -79,8 +77,7 @@ class Recipient:
 @dataclass(frozen=True)
 class Progress:
     counts: dict[str, int]  # state → recipients
-    first_done: datetime | None
-    last_done: datetime | None
+    last_sent: datetime | None
 
     @property
     def total(self) -> int:
@@ -309,13 +306,12 @@ class BroadcastStore:
 
     async def progress(self, broadcast_id: int) -> Progress:
         rows = await self._db.all(
-            "SELECT state, COUNT(*), MIN(done_at), MAX(done_at) FROM broadcast_recipients WHERE broadcast_id = ?"
+            "SELECT state, COUNT(*), MAX(done_at) FROM broadcast_recipients WHERE broadcast_id = ?"
             " GROUP BY state",
             (broadcast_id,),
         )
-        sent = [r for r in rows if r[0] == SENT]
-        first, last = (_dt(sent[0][2]), _dt(sent[0][3])) if sent else (None, None)
-        return Progress({r[0]: r[1] for r in rows}, first, last)
+        last = next((_dt(r[2]) for r in rows if r[0] == SENT), None)
+        return Progress({r[0]: r[1] for r in rows}, last)
 
     async def recipient_states(self, broadcast_id: int) -> dict[tuple[str, str], str]:
         rows = await self._db.all(

@@ -10,6 +10,7 @@ import pytest
 from bot.broadcaster import Broadcaster
 from handlers.deadline import quiet_until, reminder_due, thai_date
 from handlers.messages import Address, Kind
+from storage.broadcasts import Segment
 from templates import text as t
 from tests.helpers import Officer, delivery_of
 
@@ -262,3 +263,15 @@ async def test_reminders_go_on_their_days_by_day_once_each_saying_what_is_left(
 async def _regs(repo, user_id: str):
     async with repo.transaction():
         return await repo.registrations_of("test", user_id)
+
+
+def test_the_rate_so_far_gives_the_expected_end():
+    from handlers.broadcasts import pace
+    from storage.broadcasts import Broadcast, Progress
+
+    started = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    made = Broadcast(1, "broadcast", None, Segment("all"), "x", "t", started, "sending", started, None)
+    progress = Progress({"sent": 300, "pending": 1200, "queued": 300, "blocked": 7}, started + timedelta(seconds=10))
+    rate, end = pace(made, progress, now=started + timedelta(seconds=12))
+    assert rate == 30.0 and end == started + timedelta(seconds=12 + 1500 / 30)
+    assert pace(made, Progress({"pending": 10}, None), started) == (None, None)  # nothing sent yet: no guess

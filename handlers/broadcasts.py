@@ -182,7 +182,7 @@ def reminder_text(person: Recipient, deadline_: date, now: datetime) -> str:
 
 
 async def broadcast(turn: Turn, rest: str) -> None:
-    word, _, body = rest.partition(" ")
+    word, body = [*rest.split(maxsplit=1), "", ""][:2]  # the segment ends at a space or a line end
     if not word:
         turn.say("broadcast_usage")
         return

@@ -157,6 +157,14 @@ async def test_a_broadcast_counts_its_audience_asks_to_confirm_and_reaches_them_
     assert len(crowd) == 4
 
 
+async def test_a_text_of_several_lines_keeps_them(dispatcher, sms, admin, repo):
+    await people(dispatcher, sms)
+    await admin.say("/broadcast all\nบรรทัดแรก\nบรรทัดที่สอง")
+    async with repo.transaction():
+        [made] = await repo.broadcasts.recent()
+    assert made.segment == Segment("all") and made.text == "บรรทัดแรก\nบรรทัดที่สอง"
+
+
 async def test_segments_pick_the_right_people(dispatcher, sms, admin, repo):
     await people(dispatcher, sms)
     await admin.say("/broadcasts")  # the admin has talked to the bot too: one of "all" and "not_started"

@@ -125,6 +125,9 @@ def broadcast_state(database: Path) -> tuple[str, Counter[str]]:
     try:
         status = db.execute("SELECT status FROM broadcasts ORDER BY id DESC LIMIT 1").fetchone()
         states = Counter(dict(db.execute("SELECT state, COUNT(*) FROM broadcast_recipients GROUP BY state")))
+        for state, count in db.execute("SELECT state, SUM(recipients) FROM broadcast_batches GROUP BY state"):
+            states["pending"] -= count  # a batch's people are pending rows that were taken
+            states[state] += count
     finally:
         db.close()
     return (status[0] if status else "none"), states

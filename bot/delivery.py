@@ -85,6 +85,7 @@ class Worker:
         self._refs: list[tuple[str, str, str | None, datetime]] = []
         self._unreachable: list[str] = []
         self._outcomes: list[tuple[int, str]] = []  # broadcast rows: (outbox id, what became of them)
+        self._claims: list[tuple[Unit, asyncio.Future[bool]]] = []  # broadcast units about to go
         self.progress = asyncio.Event()  # set when broadcast rows are recorded (shared: Delivery.progress)
         self._flush = asyncio.Event()
         self._flushing = False
@@ -255,9 +256,29 @@ class Worker:
             log.warning("%s: a broadcast to %s was in flight at the last stop; not sent again", self.channel,
                         unit.chat_id)
             return "unknown"
-        async with self.repo.transaction():
-            still = await self.repo.outbox.attempting([r.id for r in unit.rows], unit.now)
-        return None if still else "cancelled"
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._claims.append((unit, future))
+        if len(self._claims) == 1:
+            task = asyncio.create_task(self._claim_together())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return None if await future else "cancelled"
+
+    async def _claim_together(self) -> None:
+        """The claims of the units started together, in one transaction: a LINE broadcast starts
+        a dozen multicasts at once, and a transaction each made them queue for the database."""
+        await asyncio.sleep(0)  # the other units of this dispatch join
+        claims, self._claims = self._claims, []
+        try:
+            async with self.repo.transaction():
+                still = await self.repo.outbox.attempting([r.id for unit, _ in claims for r in unit.rows],
+                                                          claims[0][0].now)
+        except Exception as e:  # each sender sees the outage, and tries again later
+            for _, future in claims:
+                future.set_exception(e)
+            return
+        for unit, future in claims:
+            future.set_result(any(r.id in still for r in unit.rows))
 
     def _settle(self, chat: _Chat, now: float) -> None:
         """A send is over: the chat's next row may go."""

@@ -28,7 +28,6 @@ from linebot.v3.messaging import (
     AsyncApiClient,
     AsyncMessagingApi,
     AsyncMessagingApiBlob,
-    MulticastRequest,
     PushMessageRequest,
     ReplyMessageRequest,
     ShowLoadingAnimationRequest,
@@ -49,6 +48,7 @@ from linebot.v3.webhooks import (
     VideoMessageContent,
 )
 
+from bot import line_api
 from bot.config import Config
 from bot.line_api import api_client
 from bot.line_messages import line_messages
@@ -348,8 +348,7 @@ class LineChannel:
         messages = self._messages(decode(row.payload))[:MAX_MESSAGES]
         key = str(uuid.uuid5(RETRY_KEY_NAMESPACE, f"{row.idem_key}:multicast"))
         try:
-            await self.api.multicast(MulticastRequest(to=row.payload["multicast"], messages=messages),
-                                     x_line_retry_key=key)
+            await line_api.multicast(self.api, row.payload["multicast"], messages, key)
         except ApiException as e:
             if e.status == 409:
                 return Sent()

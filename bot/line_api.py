@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
-from linebot.v3.messaging import AsyncApiClient, Configuration
+from linebot.v3.messaging import AsyncApiClient, AsyncMessagingApi, Configuration, Message
 from yarl import URL
 
 
@@ -39,3 +39,22 @@ async def api_client(host: str, access_token: str) -> AsyncApiClient:
     await trusting.close()
     rest.pool_manager = aiohttp.ClientSession(connector=connector, trust_env=False)
     return client
+
+
+MULTICAST_ERRORS = {"200": "object", "400": "ErrorResponse", "403": "ErrorResponse", "409": "ErrorResponse",
+                    "429": "ErrorResponse"}
+
+
+async def multicast(api: AsyncMessagingApi, to: list[str], messages: list[Message], retry_key: str) -> None:
+    """`AsyncMessagingApi.multicast` without pydantic validating and copying the 500 user ids on
+    every call: that took two thirds of the event loop in a broadcast (profiled with py-spy).
+    The same endpoint, headers, body and `ApiException`s, through the SDK's own ApiClient; the
+    messages are the SDK's models, validated when they were made."""
+    client = api.api_client
+    await client.call_api(
+        "/v2/bot/message/multicast", "POST", {}, [],
+        {"X-Line-Retry-Key": retry_key, "Accept": "application/json", "Content-Type": "application/json"},
+        body={"to": to, "messages": [message.to_dict() for message in messages]},
+        post_params=[], files={}, response_types_map=MULTICAST_ERRORS, auth_settings=["Bearer"],
+        _return_http_data_only=True, _preload_content=True, collection_formats={},
+    )

@@ -1,10 +1,12 @@
 """Broadcasts and reminders: who gets one, and what became of each recipient; the settings.
 
 A broadcast is chosen by a `Segment` of the people who talked to the bot. Its recipients are
-written once, when it is confirmed (one row each, `pending`); the broadcaster (bot/broadcaster.py)
-moves them into the outbox a chunk at a time (`queued`, with the outbox row that carries them)
-and the delivery records how each went (`sent`, `blocked`, `failed`, `unknown`). So a restart
-resumes where the last process stopped, and a recipient is never queued twice.
+written once, when it is confirmed (one row each: `pending`, or `blocked` when they blocked the
+bot). The broadcaster (bot/broadcaster.py) hands them to the outbox in user-id order, a chunk at
+a time, moving a per-channel cursor past them; each outbox row's people form a batch, and the
+delivery records how each batch went (`sent`, `blocked`, `failed`, `unknown`). Nothing is written
+per person while sending: a batch of 500 is one row. A restart resumes after the cursor, and a
+recipient is never queued twice.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from storage.database import dt as _dt
 from storage.database import ts as _ts
 from storage.models import CANCELLED, DRAFT, LETTER_ISSUED, REJECTED
 
-# The recipient's states. Remaining = pending + queued; the others are final. Queries name
-# 'pending' and 'queued' literally: SQLite uses a partial index only for a literal term.
+# A recipient's states (a batch's, once queued). Remaining = pending + queued; the others are
+# final. Queries name 'pending' and 'queued' literally: SQLite uses a partial index only for a
+# literal term.
 PENDING, QUEUED, SENT, BLOCKED, FAILED, UNKNOWN, CANCELLED_STATE = (
     "pending", "queued", "sent", "blocked", "failed", "unknown", "cancelled")
 
@@ -125,6 +128,10 @@ def _people(segment: Segment) -> tuple[str, list[object]]:
     return sql, params
 
 
+# The cursor of (broadcast_id, channel): everyone pending up to it is in a batch.
+_AFTER = ("COALESCE((SELECT last_user_id FROM broadcast_cursors WHERE broadcast_id = ? AND channel = ?), '')")
+
+
 class BroadcastStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -223,16 +230,14 @@ class BroadcastStore:
         if cursor.rowcount != 1:
             return None
         rows = await self._db.all(
-            "SELECT DISTINCT outbox_id FROM broadcast_recipients WHERE broadcast_id = ? AND state = 'queued'",
-            (broadcast_id,),
-        )
+            "SELECT outbox_id FROM broadcast_batches WHERE broadcast_id = ? AND state = 'queued'", (broadcast_id,))
         outbox_ids = [r[0] for r in rows]
         await self._db.executemany("DELETE FROM outbox WHERE id = ?", ([i] for i in outbox_ids))
         await self._db.execute(
-            "UPDATE broadcast_recipients SET state = ?, done_at = ? WHERE broadcast_id = ? AND state IN (?, ?)",
-            (CANCELLED_STATE, _ts(at), broadcast_id, PENDING, QUEUED),
+            "UPDATE broadcast_batches SET state = ?, done_at = ? WHERE broadcast_id = ? AND state = 'queued'",
+            (CANCELLED_STATE, _ts(at), broadcast_id),
         )
-        return outbox_ids
+        return outbox_ids  # the recipients not reached yet read as cancelled (broadcast_recipient_states)
 
     # --- sending -----------------------------------------------------------------------
 
@@ -241,52 +246,70 @@ class BroadcastStore:
         return [self._broadcast(r) for r in rows]
 
     async def next_recipients(self, broadcast_id: int, channel: str, limit: int) -> list[Recipient]:
+        """The next recipients after the cursor, in user-id order, with what the text may quote."""
         rows = await self._db.all(
-            """SELECT b.channel, b.user_id, c.lang, b.registration_id, r.ref, r.school_name, r.status
+            f"""SELECT b.channel, b.user_id, c.lang, b.registration_id, r.ref, r.school_name, r.status
                FROM broadcast_recipients b
                JOIN conversations c ON c.channel = b.channel AND c.user_id = b.user_id
                LEFT JOIN registrations r ON r.id = b.registration_id
-               WHERE b.broadcast_id = ? AND b.state = 'pending' AND b.channel = ? LIMIT ?""",
-            (broadcast_id, channel, limit),
+               WHERE b.broadcast_id = ? AND b.channel = ? AND b.user_id > {_AFTER} AND b.state = 'pending'
+               ORDER BY b.user_id LIMIT ?""",
+            (broadcast_id, channel, broadcast_id, channel, limit),
         )
         return [Recipient(*r) for r in rows]
 
     async def next_user_ids(self, broadcast_id: int, channel: str, limit: int) -> list[str]:
-        """The next recipients' ids alone: for a text that is the same for everyone."""
-        rows = await self._db.all(
-            "SELECT user_id FROM broadcast_recipients WHERE broadcast_id = ? AND state = 'pending' AND channel = ?"
-            " LIMIT ?",
-            (broadcast_id, channel, limit),
+        """The next recipients' ids alone: for a text that is the same for everyone. As one JSON
+        array from SQLite, not a row each (thousands a chunk)."""
+        row = await self._db.one(
+            f"""SELECT json_group_array(user_id) FROM (SELECT user_id FROM broadcast_recipients
+               WHERE broadcast_id = ? AND channel = ? AND user_id > {_AFTER} AND state = 'pending'
+               ORDER BY user_id LIMIT ?)""",
+            (broadcast_id, channel, broadcast_id, channel, limit),
         )
-        return [r[0] for r in rows]
+        return json.loads(row[0]) if row else []
 
-    async def queued(self, broadcast_id: int, placed: Iterable[tuple[str, str, int]]) -> None:
-        """Recipients (channel, user_id) now carried by outbox row `outbox_id`: one statement per
-        row (a multicast row carries up to 500 people)."""
-        by_row: dict[tuple[str, int], list[str]] = {}
-        for channel, user_id, outbox_id in placed:
-            by_row.setdefault((channel, outbox_id), []).append(user_id)
+    async def queued(self, broadcast_id: int, channel: str, batches: list[tuple[int, list[str]]]) -> None:
+        """The recipients just taken (`next_…`) are in the outbox: (outbox id, user ids) per row.
+        The cursor moves past the highest of them, so they are never taken again."""
+        if not batches:
+            return
         await self._db.executemany(
-            """UPDATE broadcast_recipients SET state = ?, outbox_id = ? WHERE broadcast_id = ? AND channel = ?
-               AND user_id IN (SELECT value FROM json_each(?)) AND state = ?""",
-            ([QUEUED, outbox_id, broadcast_id, channel, json.dumps(users), PENDING]
-             for (channel, outbox_id), users in by_row.items()),
+            """INSERT INTO broadcast_batches (broadcast_id, channel, outbox_id, user_ids, recipients, state)
+               VALUES (?, ?, ?, ?, ?, 'queued')""",
+            ([broadcast_id, channel, outbox_id, json.dumps(ids), len(ids)] for outbox_id, ids in batches),
+        )
+        await self._db.execute(
+            """INSERT INTO broadcast_cursors (broadcast_id, channel, last_user_id) VALUES (?, ?, ?)
+               ON CONFLICT (broadcast_id, channel) DO UPDATE SET last_user_id = excluded.last_user_id
+               WHERE excluded.last_user_id > last_user_id""",
+            (broadcast_id, channel, max(max(ids) for _, ids in batches)),
         )
 
     async def delivered(self, outcomes: Iterable[tuple[int, str]], at: datetime) -> None:
-        """How each broadcast outbox row went: (outbox id, sent | blocked | failed | unknown)."""
+        """How each broadcast outbox row went: (outbox id, sent | blocked | failed | unknown | cancelled)."""
         await self._db.executemany(
-            "UPDATE broadcast_recipients SET state = ?, done_at = ? WHERE outbox_id = ? AND state = ?",
-            ([state, _ts(at), outbox_id, QUEUED] for outbox_id, state in outcomes),
+            "UPDATE broadcast_batches SET state = ?, done_at = ? WHERE outbox_id = ? AND state = 'queued'",
+            ([state, _ts(at), outbox_id] for outbox_id, state in outcomes),
         )
 
     async def finish_if_done(self, broadcast_id: int, at: datetime) -> bool:
-        for state in (PENDING, QUEUED):  # each has a partial index, which a literal state can use
-            row = await self._db.one(
-                f"SELECT 1 FROM broadcast_recipients WHERE broadcast_id = ? AND state = '{state}' LIMIT 1",
-                (broadcast_id,),
-            )
-            if row is not None:
+        """Mark the broadcast done when nobody is left after any channel's cursor and no batch is
+        in the outbox. A few index probes, whatever the size."""
+        if await self._db.one(
+            "SELECT 1 FROM broadcast_batches WHERE broadcast_id = ? AND state = 'queued' LIMIT 1", (broadcast_id,)):
+            return False
+        channel = ""
+        while row := await self._db.one(
+            "SELECT channel FROM broadcast_recipients WHERE broadcast_id = ? AND channel > ? ORDER BY channel LIMIT 1",
+            (broadcast_id, channel),
+        ):
+            channel = row[0]
+            if await self._db.one(
+                f"""SELECT 1 FROM broadcast_recipients WHERE broadcast_id = ? AND channel = ? AND user_id > {_AFTER}
+                    AND state = 'pending' LIMIT 1""",
+                (broadcast_id, channel, broadcast_id, channel),
+            ):
                 return False
         cursor = await self._db.execute(
             "UPDATE broadcasts SET status = ?, finished_at = ? WHERE id = ? AND status = ?",
@@ -305,17 +328,30 @@ class BroadcastStore:
         return [self._broadcast(r) for r in rows]
 
     async def progress(self, broadcast_id: int) -> Progress:
-        rows = await self._db.all(
-            "SELECT state, COUNT(*), MAX(done_at) FROM broadcast_recipients WHERE broadcast_id = ?"
-            " GROUP BY state",
+        """Recipients per state: the batches' people, those known per person (blocked from the
+        start), and the rest (pending, or cancelled with the broadcast)."""
+        status = await self._db.one("SELECT status FROM broadcasts WHERE id = ?", (broadcast_id,))
+        counts: dict[str, int] = {}
+        own = await self._db.all(
+            "SELECT state, COUNT(*) FROM broadcast_recipients WHERE broadcast_id = ? GROUP BY state", (broadcast_id,))
+        for state, count in own:
+            counts[state] = counts.get(state, 0) + count
+        batches = await self._db.all(
+            """SELECT state, SUM(recipients), MAX(done_at) FROM broadcast_batches WHERE broadcast_id = ?
+               GROUP BY state""",
             (broadcast_id,),
         )
-        last = next((_dt(r[2]) for r in rows if r[0] == SENT), None)
-        return Progress({r[0]: r[1] for r in rows}, last)
+        for state, count, _ in batches:
+            counts[PENDING] = counts.get(PENDING, 0) - count  # taken out of the pending rows
+            counts[state] = counts.get(state, 0) + count
+        if status is not None and status[0] == CANCELLED_BROADCAST and counts.get(PENDING):
+            counts[CANCELLED_STATE] = counts.get(CANCELLED_STATE, 0) + counts.pop(PENDING)
+        last = next((_dt(r[2]) for r in batches if r[0] == SENT), None)
+        return Progress({state: n for state, n in counts.items() if n}, last)
 
     async def recipient_states(self, broadcast_id: int) -> dict[tuple[str, str], str]:
         rows = await self._db.all(
-            "SELECT channel, user_id, state FROM broadcast_recipients WHERE broadcast_id = ?", (broadcast_id,))
+            "SELECT channel, user_id, state FROM broadcast_recipient_states WHERE broadcast_id = ?", (broadcast_id,))
         return {(r[0], r[1]): r[2] for r in rows}
 
     async def _recipients(self, people: list[tuple[str, str, int | None]]) -> list[Recipient]:

@@ -31,9 +31,11 @@ class OutboxStore:
     async def add(self, rows: Iterable[OutboxRow], now: datetime) -> list[OutboxRow]:
         """Write `rows` (their ids, keys and times filled in). A row with a replace key that is
         still waiting for the same chat takes the waiting row's place instead: its id, its
-        earliest priority, the newest payload."""
-        written = []
-        for row in rows:
+        earliest priority, the newest payload. New rows go in one statement per hundred, not one
+        each: a broadcast writes thousands, and each statement is a trip to SQLite's thread."""
+        written = list(rows)
+        fresh: list[tuple[OutboxRow, bytes | None]] = []
+        for row in written:
             payload = self._crypto.encrypt(json.dumps(row.payload, ensure_ascii=False))
             if row.replace_key is not None:
                 waiting = await self._db.one(
@@ -49,17 +51,21 @@ class OutboxStore:
                         "UPDATE outbox SET payload_enc = ?, priority = ?, batch = ? WHERE id = ?",
                         (payload, row.priority, row.batch, row.id),
                     )
-                    written.append(row)
                     continue
             row.idem_key, row.created_at = str(uuid.uuid4()), now
-            cursor = await self._db.execute(
-                f"INSERT INTO outbox ({_COLUMNS.removeprefix('id, ')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (row.channel, row.chat_id, row.priority, row.batch, row.replace_key, payload, row.reply_token,
-                 _ts(row.event_at), row.idem_key, _ts(now)),
+            fresh.append((row, payload))
+        for start in range(0, len(fresh), 100):
+            part = fresh[start:start + 100]
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(part))
+            ids = await self._db.all(
+                f"INSERT INTO outbox ({_COLUMNS.removeprefix('id, ')}) VALUES {values} RETURNING id, idem_key",
+                [value for row, payload in part for value in (
+                    row.channel, row.chat_id, row.priority, row.batch, row.replace_key, payload, row.reply_token,
+                    _ts(row.event_at), row.idem_key, _ts(now))],
             )
-            assert cursor.lastrowid is not None
-            row.id = cursor.lastrowid
-            written.append(row)
+            by_key = {r[1]: r[0] for r in ids}  # RETURNING promises no order: matched by key
+            for row, _ in part:
+                row.id = by_key[row.idem_key]
         return written
 
     async def pending(self, channel: str) -> list[OutboxRow]:
@@ -78,13 +84,14 @@ class OutboxStore:
     async def done(self, ids: Iterable[int]) -> None:
         await self._db.executemany("DELETE FROM outbox WHERE id = ?", ([i] for i in ids))
 
-    async def attempting(self, ids: list[int], at: datetime) -> bool:
-        """Mark broadcast rows about to be handed to the platform; False when they are no longer
-        here (cancelled). On a platform that cannot recognise a resend (Telegram) a row found so
-        marked after a crash is not sent again: at most once."""
+    async def attempting(self, ids: list[int], at: datetime) -> set[int]:
+        """Mark broadcast rows about to be handed to the platform; the ids still here (a row no
+        longer here was cancelled). On a platform that cannot recognise a resend (Telegram) a
+        row found so marked after a crash is not sent again: at most once."""
         marks = ", ".join("?" for _ in ids)
-        cursor = await self._db.execute(f"UPDATE outbox SET attempted_at = ? WHERE id IN ({marks})", [_ts(at), *ids])
-        return cursor.rowcount > 0
+        rows = await self._db.all(f"UPDATE outbox SET attempted_at = ? WHERE id IN ({marks}) RETURNING id",
+                                  [_ts(at), *ids])
+        return {r[0] for r in rows}
 
     async def broadcast_backlog(self, channel: str) -> int:
         """Broadcast rows of `channel` waiting to be sent (the broadcaster keeps this short)."""

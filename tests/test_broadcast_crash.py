@@ -45,7 +45,7 @@ def people(database: Path) -> None:
 def recipients(database: Path) -> dict[tuple[str, str], str]:
     db = sqlite3.connect(database, timeout=10)
     try:
-        return {(c, u): s for c, u, s in db.execute("SELECT channel, user_id, state FROM broadcast_recipients")}
+        return {(c, u): s for c, u, s in db.execute("SELECT channel, user_id, state FROM broadcast_recipient_states")}
     finally:
         db.close()
 

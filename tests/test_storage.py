@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -152,3 +152,37 @@ async def test_concurrent_transactions_share_one_commit_and_a_failing_one_keeps_
     async with repo.transaction():
         seen = [n for n in range(20) if await repo.events.seen("test", f"e{n}")]
     assert seen == [n for n in range(20) if n != 7]  # the failed one left nothing, the others all stayed
+
+
+async def test_a_broadcast_half_sent_before_the_batches_migration_resumes_after_it(tmp_path, crypto):
+    """0010 keeps what the per-person states said, turns queued people into batches, and puts
+    the cursor after everyone who reached the outbox."""
+    path = tmp_path / "db.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)")
+        for number, name, sql in _migration_files():
+            if number < 10:
+                db.executescript(sql)
+                db.execute("INSERT INTO schema_migrations VALUES (?, ?, 'then')", (number, name))
+        db.execute("INSERT INTO broadcasts (id, kind, segment, text, created_by, created_at, status)"
+                   " VALUES (1, 'broadcast', 'all', 'x', 'admin', 'then', 'sending')")
+        db.executemany(
+            "INSERT INTO broadcast_recipients (broadcast_id, channel, user_id, state, outbox_id)"
+            " VALUES (1, ?, ?, ?, ?)",
+            [("line", "U1", "sent", 7), ("line", "U2", "queued", 8), ("line", "U3", "queued", 8),
+             ("line", "U4", "blocked", None), ("line", "U5", "pending", None), ("telegram", "1", "pending", None)],
+        )
+    repo = await Repository.open(path, crypto)
+    try:
+        async with repo.transaction():
+            states = await repo.broadcasts.recipient_states(1)
+            assert states == {("line", "U1"): "sent", ("line", "U2"): "queued", ("line", "U3"): "queued",
+                              ("line", "U4"): "blocked", ("line", "U5"): "pending", ("telegram", "1"): "pending"}
+            assert await repo.broadcasts.next_user_ids(1, "line", 10) == ["U5"]  # the queued are not taken again
+            assert await repo.broadcasts.next_user_ids(1, "telegram", 10) == ["1"]
+            progress = await repo.broadcasts.progress(1)
+            assert progress.counts == {"sent": 1, "queued": 2, "blocked": 1, "pending": 2}
+            await repo.broadcasts.delivered([(8, "sent")], datetime(2026, 11, 29, tzinfo=UTC))
+            assert (await repo.broadcasts.progress(1)).counts == {"sent": 3, "blocked": 1, "pending": 2}
+    finally:
+        await repo.close()

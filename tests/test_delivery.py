@@ -151,6 +151,27 @@ async def test_answers_go_before_a_broadcast_at_the_overall_limit(tg: Paced):
     assert len(tg.fake.sent("sendMessage")) == 201
 
 
+async def test_broadcast_rows_taken_back_while_waiting_for_the_pace_are_never_sent(tg: Paced):
+    """A cancelled broadcast deletes its waiting rows; the delivery still holds them, and finds
+    out when it claims them just before sending (the claims of a burst share one transaction)."""
+    rows = [OutboxRow("telegram", str(7000 + n), BROADCAST, f"bc{n}", encode(Outbound("ประกาศ")))
+            for n in range(100)]
+    async with tg.app.repo.transaction():
+        rows = await tg.app.repo.outbox.add(rows, tg.app.dispatcher.clock())
+    tg.app.delivery.take(rows)
+    await tg.settle()
+    first = len(tg.fake.sent("sendMessage"))
+    assert 25 <= first <= 32  # one second's worth; the rest wait for the pace
+    async with tg.app.repo.transaction():
+        await tg.app.repo.outbox.done([r.id for r in rows[50:]])  # as BroadcastStore.cancel does
+    await tg.later(5)
+    sent = {str(c.params["chat_id"]) for c in tg.fake.sent("sendMessage")}
+    assert sent == {str(7000 + n) for n in range(50)}  # the first half, each once; none of the rest
+    assert len(tg.fake.sent("sendMessage")) == 50
+    async with tg.app.repo.transaction():
+        assert await tg.app.repo.outbox.count() == {}
+
+
 async def test_a_long_text_is_split_at_lines_and_sent_whole(tg: Paced):
     lines = [f"{n:04d} " + "ก" * 90 for n in range(100)]  # about 9,500 characters
     await tg.write("5007", ["\n".join(lines)], choices=(Choice("ตกลง", "ok"),))

@@ -121,7 +121,8 @@ class Broadcaster:
         """Up to `limit` recipients into the outbox, in one short transaction (officers' turns
         wait for it); how many."""
         async with self.repo.transaction():
-            if made.kind == "broadcast" and (body := same_for_everyone(made.text)) is not None:
+            every = made.kind == "broadcast" and (body := same_for_everyone(made.text)) is not None
+            if every:
                 ids = await self.repo.broadcasts.next_user_ids(made.id, channel, limit)  # cheap: no join
                 rows = self._same_rows(made, channel, ids, body, multicast)
             else:
@@ -130,7 +131,7 @@ class Broadcaster:
             if not rows:
                 return 0
             await self.repo.outbox.add([row for row, _ in rows], now)  # fills in each row's id
-            await self.repo.broadcasts.queued(made.id, channel, [(row.id, ids) for row, ids in rows])
+            await self.repo.broadcasts.queued(made.id, channel, [(row.id, ids) for row, ids in rows], every=every)
         self.delivery.take([row for row, _ in rows])
         return sum(len(ids) for _, ids in rows)
 

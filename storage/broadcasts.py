@@ -269,15 +269,21 @@ class BroadcastStore:
         )
         return json.loads(row[0]) if row else []
 
-    async def queued(self, broadcast_id: int, channel: str, batches: list[tuple[int, list[str]]]) -> None:
+    async def queued(
+        self, broadcast_id: int, channel: str, batches: list[tuple[int, list[str]]], every: bool = False,
+    ) -> None:
         """The recipients just taken (`next_…`) are in the outbox: (outbox id, user ids) per row.
-        The cursor moves past the highest of them, so they are never taken again."""
+        The cursor moves past the highest of them, so they are never taken again. `every`: each
+        batch is every pending recipient of its id range (a text the same for all, cut in id
+        order), so the range says who, and thousands of ids are not written again."""
         if not batches:
             return
         await self._db.executemany(
-            """INSERT INTO broadcast_batches (broadcast_id, channel, outbox_id, user_ids, recipients, state)
-               VALUES (?, ?, ?, ?, ?, 'queued')""",
-            ([broadcast_id, channel, outbox_id, json.dumps(ids), len(ids)] for outbox_id, ids in batches),
+            """INSERT INTO broadcast_batches (broadcast_id, channel, outbox_id, first_user_id, last_user_id,
+                                              user_ids, recipients, state)
+               VALUES (?, ?, ?, ?, ?, ?, ?, 'queued')""",
+            ([broadcast_id, channel, outbox_id, min(ids), max(ids), None if every else json.dumps(ids), len(ids)]
+             for outbox_id, ids in batches),
         )
         await self._db.execute(
             """INSERT INTO broadcast_cursors (broadcast_id, channel, last_user_id) VALUES (?, ?, ?)

@@ -19,12 +19,16 @@ CREATE TABLE broadcast_batches (
     broadcast_id INTEGER NOT NULL REFERENCES broadcasts (id),
     channel      TEXT NOT NULL,
     outbox_id    INTEGER NOT NULL,
-    user_ids     TEXT NOT NULL,       -- JSON array: who this batch carries
+    first_user_id TEXT NOT NULL,
+    last_user_id TEXT NOT NULL,
+    user_ids     TEXT,                -- JSON array of who it carries; NULL: every pending recipient
+                                      -- from first_user_id to last_user_id (a text the same for all)
     recipients   INTEGER NOT NULL,
     state        TEXT NOT NULL,
     done_at      TEXT
 );
 CREATE INDEX broadcast_batches_of ON broadcast_batches (broadcast_id, state);
+CREATE INDEX broadcast_batches_range ON broadcast_batches (broadcast_id, channel, first_user_id);
 CREATE INDEX broadcast_batches_outbox ON broadcast_batches (outbox_id) WHERE state = 'queued';
 
 -- Recipients queued under the old scheme become batches. They were always taken in user-id
@@ -32,8 +36,10 @@ CREATE INDEX broadcast_batches_outbox ON broadcast_batches (outbox_id) WHERE sta
 INSERT INTO broadcast_cursors (broadcast_id, channel, last_user_id)
     SELECT broadcast_id, channel, MAX(user_id) FROM broadcast_recipients WHERE outbox_id IS NOT NULL
     GROUP BY broadcast_id, channel;
-INSERT INTO broadcast_batches (broadcast_id, channel, outbox_id, user_ids, recipients, state)
-    SELECT broadcast_id, channel, outbox_id, json_group_array(user_id), COUNT(*), 'queued'
+INSERT INTO broadcast_batches (broadcast_id, channel, outbox_id, first_user_id, last_user_id, user_ids,
+                               recipients, state)
+    SELECT broadcast_id, channel, outbox_id, MIN(user_id), MAX(user_id), json_group_array(user_id), COUNT(*),
+           'queued'
     FROM broadcast_recipients WHERE state = 'queued' GROUP BY broadcast_id, channel, outbox_id;
 UPDATE broadcast_recipients SET state = 'pending' WHERE state = 'queued';
 DROP INDEX broadcast_recipients_queued;
@@ -43,11 +49,13 @@ DROP INDEX broadcast_recipients_outbox;
 CREATE VIEW broadcast_recipient_states AS
     SELECT r.broadcast_id, r.channel, r.user_id,
            CASE WHEN r.state != 'pending' THEN r.state
-                WHEN b.state IS NOT NULL THEN b.state
-                WHEN s.status = 'cancelled' THEN 'cancelled'
-                ELSE 'pending' END AS state
+                ELSE COALESCE(
+                    (SELECT b.state FROM broadcast_batches b
+                     WHERE b.broadcast_id = r.broadcast_id AND b.channel = r.channel
+                       AND r.user_id BETWEEN b.first_user_id AND b.last_user_id
+                       AND (b.user_ids IS NULL OR EXISTS (SELECT 1 FROM json_each(b.user_ids) j
+                                                          WHERE j.value = r.user_id))),
+                    CASE WHEN s.status = 'cancelled' THEN 'cancelled' ELSE 'pending' END)
+           END AS state
     FROM broadcast_recipients r
-    JOIN broadcasts s ON s.id = r.broadcast_id
-    LEFT JOIN (SELECT bb.broadcast_id, bb.channel, j.value AS user_id, bb.state
-               FROM broadcast_batches bb, json_each(bb.user_ids) j) b
-      ON b.broadcast_id = r.broadcast_id AND b.channel = r.channel AND b.user_id = r.user_id;
+    JOIN broadcasts s ON s.id = r.broadcast_id;

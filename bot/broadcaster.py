@@ -20,7 +20,7 @@ import logging
 import uuid
 from datetime import UTC, date, datetime
 
-from bot.delivery import Delivery
+from bot.delivery import MULTICAST_CHAT, Delivery
 from bot.pacing import Timer
 from handlers.broadcasts import reminder_text, render, same_for_everyone
 from handlers.deadline import DEADLINE_KEY, quiet_until, reminder_due, reminder_key
@@ -164,7 +164,7 @@ class Broadcaster:
         if not multicast:
             return [(self._row(made, channel, user_id, payload), [user_id]) for user_id in ids]
         parts = [ids[start:start + multicast] for start in range(0, len(ids), multicast)]
-        return [(self._row(made, channel, f"multicast:{made.id}:{part[0]}", {**payload, "multicast": part}), part)
+        return [(self._row(made, channel, f"{MULTICAST_CHAT}{made.id}:{part[0]}", {**payload, "multicast": part}), part)
                 for part in parts]
 
     @staticmethod

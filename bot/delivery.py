@@ -39,6 +39,7 @@ from storage.models import BROADCAST
 log = logging.getLogger(__name__)
 
 RESERVED_SLOTS = 2  # sending slots a broadcast never takes
+MULTICAST_CHAT = "multicast:"  # how the chat id of a row to many starts (bot/broadcaster.py)
 
 
 @dataclass
@@ -166,7 +167,10 @@ class Worker:
                     now=datetime.fromtimestamp(self.timer.now(), UTC))
 
     def _bucket(self, chat_id: str, now: float) -> Bucket | None:
-        pace = self.policy.group if self.policy.is_group(chat_id) else self.policy.private
+        if chat_id.startswith(MULTICAST_CHAT) and self.policy.multicast_pace is not None:
+            chat_id, pace = MULTICAST_CHAT, self.policy.multicast_pace  # one bucket for every multicast
+        else:
+            pace = self.policy.group if self.policy.is_group(chat_id) else self.policy.private
         if pace is None:
             return None
         bucket = self._buckets.get(chat_id)

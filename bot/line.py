@@ -53,6 +53,7 @@ from bot.config import Config
 from bot.line_api import api_client
 from bot.line_messages import line_messages
 from bot.links import LetterLinks
+from bot.pacing import Pace
 from bot.sender import Policy, Refused, Result, Retry, Sent, Unit, Unreachable, backoff
 from handlers.attachments import MAX_BYTES
 from handlers.dispatch import Dispatcher, KeyedLocks, utc_now
@@ -72,7 +73,8 @@ RETRY_KEY_NAMESPACE = uuid.UUID("5b0c8a53-54b4-4f39-9a55-3a4a4f1d2c6e")
 class LineChannel:
     channel = CHANNEL
     # LINE publishes no per-chat pace (back off on 429); its retry key makes a resend harmless
-    policy = Policy(concurrency=32, batch=True, idempotent=True, multicast=500)
+    # LINE allows 200 multicast requests a second (of 500 users each); pushes and replies have their own limit.
+    policy = Policy(concurrency=32, batch=True, idempotent=True, multicast=500, multicast_pace=Pace(200, 10))
 
     def __init__(
         self, config: Config, dispatcher: Dispatcher, repo: Repository, links: LetterLinks,

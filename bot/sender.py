@@ -76,6 +76,7 @@ class Policy:
     batch: bool = False  # several rows of one chat in one send (those written together)
     is_group: Callable[[str], bool] = _never_a_group
     multicast: int = 0  # recipients one request may carry (LINE multicast: 500); 0: one chat a request
+    multicast_pace: Pace | None = None  # the platform's limit on multicast requests, all together
     idempotent: bool = False  # the platform recognises a resend (an idempotency key): else broadcasts go at most once
     give_up_after: float = 24 * 3600.0  # seconds of failures (not throttling) before a message is dropped
 

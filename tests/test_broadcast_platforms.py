@@ -175,3 +175,21 @@ async def test_telegram_broadcasts_keep_the_pace_wait_out_retry_after_and_skip_t
             assert await app.repo.get_conversation("telegram", users[1]) is not None
             assert (await app.repo.get_conversation("telegram", users[1])).blocked  # type: ignore[union-attr]
         await asyncio.sleep(0)
+
+
+async def test_line_multicasts_keep_to_200_requests_a_second_on_a_controlled_clock(line: Harness):
+    users = [f"U{n:032x}" for n in range(1, 15_001)]  # 30 multicasts
+    await audience(line.app, "line", users)
+    await start_broadcast(line.app, "ประกาศ")
+    broadcaster = Broadcaster(line.app.repo, line.app.delivery, line.app.dispatcher.settings, line.timer)
+    await broadcaster.run_once()
+    await line.settle()
+    assert len(line.fake.sent(MULTICAST)) == 10  # the burst; the rest wait for the clock
+    for step in range(4):
+        line.timer.advance(0.025)  # 5 more requests' worth each time
+        await line.settle()
+        assert len(line.fake.sent(MULTICAST)) == 10 + 5 * (step + 1)
+    line.timer.advance(1.0)
+    await line.settle()
+    await broadcaster.run_once()
+    assert len(line.fake.multicast_deliveries()) == 15_000

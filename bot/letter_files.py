@@ -2,8 +2,8 @@
 a signed letter sent back (as JPEG, for reviewers on LINE), or the admins' progress chart (PNG).
 
 The letter is made on demand from the stored registration, never kept on disk. A link to an
-older version of the letter, a cancelled registration or a wrong or expired token gives None
-(a 404).
+older version of the letter, a cancelled registration, an erased scan or a wrong or expired
+token gives None (a 404).
 """
 
 from __future__ import annotations
@@ -63,7 +63,15 @@ class LetterFiles:
             return None
         async with self.repo.transaction():
             letter = await self.repo.get_signed_letter(letter_id)
-        return None if letter is None else await asyncio.to_thread(self.files.get, letter.path)
+        return None if letter is None else await asyncio.to_thread(self._read, letter.path)
+
+    def _read(self, path: str) -> bytes | None:
+        """A stored upload, or None when it is gone (erased between reading its row and its file)."""
+        assert self.files is not None
+        try:
+            return self.files.get(path)
+        except FileNotFoundError:
+            return None
 
     async def document(self, document: Document) -> Document | None:
         """A document of the outbox with its bytes, made or read now; None when it is gone."""
@@ -111,7 +119,9 @@ class LetterFiles:
             letter = await self.repo.get_signed_letter(link.id)
         if letter is None:
             return None
-        data = await asyncio.to_thread(self.files.get, letter.path)
+        data = await asyncio.to_thread(self._read, letter.path)
+        if data is None:
+            return None
         width = PREVIEW_WIDTH if preview else PAGE_WIDTH
         if letter.kind == "pdf":
             return await asyncio.to_thread(first_page_jpeg, data, width)

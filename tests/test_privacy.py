@@ -4,12 +4,14 @@ controlled clock, and where reviewers may look."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
+from bot.config import ConfigError, load_config
 from bot.retention import RetentionJob
 from handlers.dispatch import Dispatcher
 from handlers.messages import Address, Kind
@@ -301,3 +303,34 @@ async def test_retention_sweeps_files_no_row_refers_to(dispatcher, files, clock)
     job = RetentionJob(dispatcher, ManualTimer(clock().timestamp()), draft_days=90)
     assert await job.run_once() == (0, 1)
     assert upload_files(files) == [young.split("/")[1]]
+
+
+async def test_the_job_runs_by_itself_on_the_timer(officer: Officer, clock):
+    await officer.up_to("phone")
+    timer = ManualTimer(clock().timestamp())
+    job = RetentionJob(officer.dispatcher, timer, draft_days=1, every=3600)
+    await job.start()
+    try:
+        for _ in range(50):  # the first pass, at start: nothing is due yet
+            await asyncio.sleep(0.01)
+        assert (await stored(officer))[0][0].status == "draft"
+        timer.advance(timedelta(days=1, hours=1).total_seconds())  # the next pass comes due, the draft too
+        for _ in range(500):
+            if (await stored(officer))[0][0].status == "cancelled":
+                break
+            await asyncio.sleep(0.01)
+        assert (await stored(officer))[0][0].status == "cancelled"
+    finally:
+        await job.stop()
+
+
+@pytest.mark.parametrize("value", ["0", "366", "ninety", "-5", "3.5"])
+def test_the_draft_retention_setting_is_validated(value):
+    with pytest.raises(ConfigError) as error:
+        load_config({"KIDDIARY_DRAFT_RETENTION_DAYS": value}, dotenv=None)
+    assert error.value.variable == "KIDDIARY_DRAFT_RETENTION_DAYS"
+
+
+def test_the_draft_retention_setting_default_and_value():
+    assert load_config({}, dotenv=None).draft_retention_days == 90
+    assert load_config({"KIDDIARY_DRAFT_RETENTION_DAYS": "30"}, dotenv=None).draft_retention_days == 30

@@ -134,7 +134,8 @@ async def render(turn: Turn, reg: Registration, staff: bool) -> str:
     full number is kept encrypted and goes only into the letter and the export."""
     none = turn.t("value_none")
     letters = await turn.repo.signed_letters_of(reg.id)
-    letter_lines = [turn.t("privacy_letter_line", when=turn.when(x.received_at), kind=x.kind, kb=max(1, x.size // 1024),
+    letter_lines = [turn.t("privacy_letter_line", when=turn.when(x.received_at), kb=max(1, x.size // 1024),
+                           kind=turn.t("kind_file" if x.kind == "pdf" else "kind_photo"),
                            qr=turn.t(f"review_qr_{x.qr_status}"),
                            rejected=turn.t("privacy_letter_rejected") if x.rejected_at else "") for x in letters]
     trail = await turn.repo.audit_trail(reg.id)
@@ -143,7 +144,9 @@ async def render(turn: Turn, reg: Registration, staff: bool) -> str:
                      who=e.actor if staff else _who(turn, reg, e.actor)) for e in trail]
     erased_at = await turn.repo.erasure.erased_at(reg.id)
     return turn.t(
-        "privacy_registration", ref=reg.ref, status=turn.t(f"status_name_{reg.status}"),
+        "privacy_registration", ref=reg.ref,
+        status=" · ".join([turn.t(f"status_name_{reg.status}")]
+                          + ([turn.t("privacy_erased_at", when=turn.when(erased_at))] if erased_at else [])),
         school=reg.school_name or "-", code=reg.school_code or "-", province=reg.province or "-",
         affiliation=turn.t(f"affiliation_{reg.affiliation}") if reg.affiliation else "-",
         old_tsl=reg.old_tsl_username or none, old_kiddiary=reg.old_kiddiary_username or none,
@@ -155,7 +158,6 @@ async def render(turn: Turn, reg: Registration, staff: bool) -> str:
         account=reg.account_username or "-",
         letters="\n".join(letter_lines) or "-",
         events="\n".join(events) or "-",
-        erased=turn.t("privacy_erased_at", when=turn.when(erased_at)) if erased_at else "",
     )
 
 

@@ -17,6 +17,7 @@ from handlers.dispatch import Dispatcher
 from handlers.messages import Address, Kind
 from handlers.privacy import ACCOUNT_RETENTION
 from handlers.provisioning import SchoolCodeProvisioner
+from handlers.turn import BANGKOK
 from templates import text as t
 from tests.helpers import ManualTimer, Officer
 from tests.test_signed_letter import at_letter_step, letter_pdf, phone_photo, send
@@ -113,7 +114,7 @@ async def test_mydata_shows_everything_stored_with_the_national_id_masked(staffe
     ref = await submitted(officer)
     replies = await officer.say("/mydata")
     shown = officer.text
-    for expected in (ref, "โรงเรียนบ้านหนองบัว", "1054530001", "แพร่", "tsl1234", "nongbua.school",
+    for expected in (ref, "โรงเรียนบ้านหนองบัว", "1054530001", "แพร่", "tsl1234", "nongbua.school", t("kind_photo", "th"),
                      "นางสาวสมศรี ใจดี", "1-2345-xxxxx-xx-1", "081-234-5678", t("review_qr_matched", "th"),
                      t("audit_consent", "th"), t("audit_submitted", "th"), t("privacy_actor_you", "th"),
                      t("status_name_submitted", "th")):
@@ -142,7 +143,7 @@ async def test_mydata_with_nothing_stored(officer: Officer):
 # --- /delete_my_data --------------------------------------------------------------------
 
 
-async def test_delete_my_data_asks_then_erases_everything_of_a_submission(staffed, sms, files):
+async def test_delete_my_data_asks_then_erases_everything_of_a_submission(staffed, sms, files, clock):
     officer = Officer(staffed, sms)
     ref = await submitted(officer)
     assert upload_files(files)
@@ -159,7 +160,9 @@ async def test_delete_my_data_asks_then_erases_everything_of_a_submission(staffe
     assert (conv.state, conv.registration_id, conv.consent_at) == ("start", None, None)
     assert [e.kind for e in await trail(staffed, ref)][-1] == "data_erased"
     await officer.say("/mydata")
-    assert t("privacy_erased_at", "th", when="")[:10] in officer.text
+    when = t("time_today", "th", time=clock().astimezone(BANGKOK).strftime("%H:%M"))
+    assert f"{ref} · {t('status_name_cancelled', 'th')} · {t('privacy_erased_at', 'th', when=when)}" in officer.text
+    assert "สมศรี" not in officer.text and t("kind_photo", "th") not in officer.text  # no name, no scan listed
 
 
 async def test_the_typed_word_confirms_and_keep_keeps(officer: Officer, files):

@@ -197,7 +197,13 @@ def _photo(reg: Registration, letter: SignedLetter) -> Document:
     """The signed letter, by reference: its bytes are read when the message is sent."""
     extension = {"application/pdf": "pdf", "image/png": "png", "image/webp": "webp", "image/heic": "heic"}
     name = f"signed-{reg.ref}.{extension.get(letter.mime_type, 'jpg')}"
-    return Document(name, mime_type=letter.mime_type or "image/jpeg", link=("signed", letter.id, 0))
+    return Document(name, mime_type=letter.mime_type or "image/jpeg", link=("signed", letter.id, content_check(letter)))
+
+
+def content_check(letter: SignedLetter) -> int:
+    """A link's check on the scan it names (part of its SHA-256): ids of erased scans can be
+    given again to new ones, and a link to an erased scan must never open someone else's."""
+    return int(letter.sha256[:12], 16)
 
 
 def _decision_buttons(

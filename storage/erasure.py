@@ -54,7 +54,8 @@ class ErasureStore:
         self, phones: Iterable[str], channel: str, user_id: str, now: datetime, keep_since: datetime,
     ) -> Erased:
         """Remove the one-time-code rows of these phones and of this chat user, and the phones'
-        wrong-code counts. Rows younger than `keep_since` still count for the sending limits
+        wrong-code counts (the newest row of all is stripped, never deleted: see forget_codes).
+        Rows younger than `keep_since` still count for the sending limits
         (per chat user, and in all): they stay, stripped of the phone and the secret, until the
         retention job deletes them. A count whose lock is still running stays until it ends
         (erasing must not be a way round the lockout); the retention job removes it then."""
@@ -74,7 +75,8 @@ class ErasureStore:
             await self._db.execute(
                 f"UPDATE conversations SET otp_challenge_id = NULL WHERE otp_challenge_id IN ({id_marks})", ids)
             await self._db.execute(
-                f"DELETE FROM otp_challenges WHERE id IN ({id_marks}) AND created_at < ?", (*ids, _ts(keep_since)))
+                f"""DELETE FROM otp_challenges WHERE id IN ({id_marks}) AND created_at < ?
+                    AND id < (SELECT MAX(id) FROM otp_challenges)""", (*ids, _ts(keep_since)))
             blank = self._crypto.encrypt("")
             await self._db.execute(
                 f"""UPDATE otp_challenges SET phone_enc = ?, secret_enc = ?, phone_index = '{ERASED_INDEX}' || id,
@@ -132,7 +134,22 @@ class ErasureStore:
     async def forget_codes(self, before: datetime, now: datetime) -> int:
         """Delete one-time-code rows older than every sending limit, and wrong-code counts with
         no lock running and no code since `before`."""
-        cursor = await self._db.execute("DELETE FROM otp_challenges WHERE created_at < ?", (_ts(before),))
+        # The newest row is never deleted, only stripped: SQLite gives a new row the largest id
+        # plus one, and an id given again could hand a conversation or a queued SMS that still
+        # names an old code someone else's.
+        await self._db.execute(
+            f"""UPDATE otp_challenges SET phone_enc = ?, secret_enc = ?, phone_index = '{ERASED_INDEX}' || id,
+                    closed_at = COALESCE(closed_at, ?)
+                WHERE id = (SELECT MAX(id) FROM otp_challenges) AND created_at < ?
+                  AND phone_index NOT LIKE 'erased:%'""",
+            (self._crypto.encrypt(""), self._crypto.encrypt(""), _ts(now), _ts(before)),
+        )
+        await self._db.execute(
+            "UPDATE conversations SET otp_challenge_id = NULL WHERE otp_challenge_id IN "
+            "(SELECT id FROM otp_challenges WHERE created_at < ?)", (_ts(before),))
+        cursor = await self._db.execute(
+            "DELETE FROM otp_challenges WHERE created_at < ? AND id < (SELECT MAX(id) FROM otp_challenges)",
+            (_ts(before),))
         deleted = cursor.rowcount
         cursor = await self._db.execute(
             """DELETE FROM otp_phone_guards WHERE (locked_until IS NULL OR locked_until <= ?)

@@ -12,6 +12,8 @@ from datetime import timedelta
 import pytest
 
 from bot.config import ConfigError, load_config
+from bot.letter_files import LetterFiles
+from bot.links import LetterLink, LetterLinks
 from bot.retention import RetentionJob
 from handlers.dispatch import Dispatcher
 from handlers.messages import Address, Kind
@@ -75,7 +77,9 @@ async def test_cancel_erases_the_codes_and_guard_of_the_phone_and_says_so(office
     await officer.say("/cancel")
     await officer.press("cancel:yes")
     regs, _, codes, guards, conv = await stored(officer)
-    assert codes == [] and guards == []
+    assert guards == []
+    # Past every limit: gone, except the newest row of all, kept stripped (its id is never given again).
+    assert len(codes) <= 1 and all(c["phone_index"].startswith("erased:") for c in codes)
     assert (regs[0].status, regs[0].national_id, regs[0].officer_first_name, conv.otp_challenge_id) == (
         "cancelled", None, None, None)
     [event] = [e for e in await trail(officer.dispatcher, regs[0].ref) if e.kind == "cancelled"]
@@ -287,7 +291,7 @@ async def test_retention_on_a_controlled_clock(staffed, sms, files, clock):
     regs, letters, _, _, _ = await stored(approved)
     assert regs[0].officer_first_name == "สมศรี" and letters and upload_files(files)
     codes = (await stored(approved))[2]
-    assert codes == []  # codes past every limit are gone
+    assert [c["phone_index"][:7] for c in codes] == ["erased:"]  # past every limit: only the newest, stripped
 
     timer.advance((ACCOUNT_RETENTION - timedelta(days=31)).total_seconds() + 60)  # a year after approval
     assert await job.run_once() == (1, 1)
@@ -337,3 +341,39 @@ def test_the_draft_retention_setting_is_validated(value):
 def test_the_draft_retention_setting_default_and_value():
     assert load_config({}, dotenv=None).draft_retention_days == 90
     assert load_config({"KIDDIARY_DRAFT_RETENTION_DAYS": "30"}, dotenv=None).draft_retention_days == 30
+
+
+async def test_a_code_id_is_never_given_again_after_old_codes_are_forgotten(officer: Officer, clock):
+    await officer.up_to("otp")
+    _, _, [first], _, _ = await stored(officer)
+    timer = ManualTimer(clock().timestamp())
+    timer.advance(timedelta(days=2).total_seconds())
+    await RetentionJob(officer.dispatcher, timer, draft_days=90).run_once()
+    clock.advance(days=2)
+    await officer.say("/cancel")
+    await officer.press("cancel:yes")
+    other = Officer(officer.dispatcher, officer.sms, user_id="officer-2", phone="0898765432")
+    await other.up_to("otp")
+    *_, conv = await stored(other)
+    assert conv.otp_challenge_id > first["id"]
+
+
+async def test_a_link_to_an_erased_scan_never_opens_the_scan_that_takes_its_id(staffed, sms, files, clock):
+    first = Officer(staffed, sms)
+    await submitted(first)
+    [card] = [r for r in first.replies if r.to == REVIEW_CHAT]
+    links = LetterLinks(staffed.settings.seal_key, timedelta(days=7))
+    letter_files = LetterFiles(staffed.repo, staffed.settings.seal_key, links, clock, files)
+    old_link = links.token(LetterLink(*card.document.link), clock())
+    assert await letter_files.signed(old_link, preview=True) is not None
+    await first.say("/delete_my_data")
+    await first.press("privacy:erase")
+    assert await letter_files.signed(old_link, preview=True) is None
+
+    second = Officer(staffed, sms, user_id="officer-2", phone="0898765432")
+    await submitted(second)
+    [new_card] = [r for r in second.replies if r.to == REVIEW_CHAT]
+    assert new_card.document.link[1] == card.document.link[1]  # SQLite gave the erased scan's id again…
+    assert await letter_files.signed(old_link, preview=True) is None  # …the old link still opens nothing
+    new_link = links.token(LetterLink(*new_card.document.link), clock())
+    assert await letter_files.signed(new_link, preview=True) is not None

@@ -143,6 +143,8 @@ async def render(turn: Turn, reg: Registration, staff: bool) -> str:
     events = [turn.t("privacy_event_line", when=turn.when(e.at), what=_event_name(turn, e.kind),
                      who=e.actor if staff else _who(turn, reg, e.actor)) for e in trail]
     erased_at = await turn.repo.erasure.erased_at(reg.id)
+    views, last_view = await turn.repo.audit_log.views(reg.ref, VIEWED, ("/show", "/data_show"),
+                                                           str(Address(reg.channel, reg.user_id)))
     return turn.t(
         "privacy_registration", ref=reg.ref,
         status=" · ".join([turn.t(f"status_name_{reg.status}")]
@@ -158,6 +160,8 @@ async def render(turn: Turn, reg: Registration, staff: bool) -> str:
         account=reg.account_username or "-",
         letters="\n".join(letter_lines) or "-",
         events="\n".join(events) or "-",
+        views=turn.t("privacy_views", count=views, when=turn.when(last_view)) if last_view else
+        turn.t("privacy_views_none"),
     )
 
 
@@ -205,6 +209,9 @@ async def answer(turn: Turn, text: str, payload: str | None) -> bool:
         return False
     entry = await turn.repo.audit_log.latest(turn.actor, (REQUESTED, DONE, KEPT), turn.now - CONFIRM_WITHIN)
     pending = entry is not None and entry.kind == REQUESTED
+    if payload is not None and payload not in ("privacy:erase", "privacy:keep"):
+        turn.say("stale_button")  # a button we never made
+        return True
     if payload == "privacy:keep":
         if pending:
             await turn.repo.audit_log.add(turn.now, turn.actor, KEPT, {})
@@ -258,12 +265,15 @@ async def handle(turn: Turn, action: str, ref: str) -> None:
     if turn.inbound.group_id is not None:  # personal data is not for a group
         turn.say("privacy_admin_private")
         return
-    reg = await turn.repo.get_registration_by_ref(ref) if ref and len(ref) <= 20 else None
+    if not ref or len(ref) > 20 or " " in ref:  # a reference is KD-XXXX-XXXX
+        turn.say("privacy_admin_usage")
+        return
+    reg = await turn.repo.get_registration_by_ref(ref)
     if reg is None:
-        turn.say("privacy_admin_usage" if not ref else "review_unknown", ref=ref.upper())
+        turn.say("review_unknown", ref=ref.upper())
         return
     if action == "show":
-        await turn.repo.audit_log.add(turn.now, turn.actor, VIEWED, {"what": "/data_show", "ref": reg.ref})
+        await turn.repo.audit_log.add(turn.now, turn.actor, VIEWED, {"what": "/data_show", "refs": [reg.ref]})
         await turn.repo.add_audit(reg.id, turn.now, turn.actor, "data_shown")
         turn.say("privacy_mydata_item", text=await render(turn, reg, staff=True))
         return

@@ -130,12 +130,19 @@ async def test_mydata_shows_everything_stored_with_the_national_id_masked(staffe
     assert (entry.actor, entry.detail["refs"]) == ("test:officer-1", [ref])
 
 
-async def test_mydata_names_no_reviewer(staffed, sms):
+async def test_mydata_says_who_looked_and_names_no_reviewer(staffed, sms, clock):
     officer = Officer(staffed, sms)
     ref = await submitted(officer)
-    await Officer(staffed, sms, user_id="rev1").say(f"/reject {ref} unreadable")
+    await officer.say("/mydata")
+    assert officer.said("privacy_views_none")
+    reviewer = Officer(staffed, sms, user_id="rev1")
+    await reviewer.say("/pending")  # a list of schools: not a look at the officer's data
+    await reviewer.say(f"/show {ref}")
+    await reviewer.say(f"/reject {ref} unreadable")
     await officer.say("/mydata")
     assert t("audit_rejected", "th") in officer.text and t("privacy_actor_staff", "th") in officer.text
+    when = t("time_today", "th", time=clock().astimezone(BANGKOK).strftime("%H:%M"))
+    assert officer.said("privacy_views", count=1, when=when)
     assert "rev1" not in officer.text
 
 
@@ -209,6 +216,15 @@ async def test_an_approved_registration_keeps_the_appointment_record(staffed, sm
     assert event.detail.endswith("kept: name, signed letter")
 
 
+async def test_a_button_never_made_erases_nothing(officer: Officer):
+    await officer.up_to("national_id")
+    await officer.say("/delete_my_data")
+    await officer.send(Kind.BUTTON, payload="privacy:erase_everything_now")
+    assert officer.said("stale_button")
+    regs, *_ = await stored(officer)
+    assert (regs[0].status, regs[0].officer_first_name) == ("draft", "สมศรี")
+
+
 async def test_delete_with_nothing_stored(officer: Officer):
     await officer.say("/delete_my_data")
     assert officer.said("privacy_delete_nothing") and officer.payloads == []
@@ -234,18 +250,23 @@ async def test_admin_shows_and_erases_by_reference_audited(staffed, sms, files):
     assert ("data_shown", "test:boss") in events and ("data_erased_by_admin", "test:boss") in events
 
 
-@pytest.mark.parametrize("who, where, key", [
-    ("rev1", None, "not_allowed"), ("boss", "admins-group", "privacy_admin_private"),
-    ("boss", None, "privacy_admin_usage"),
+@pytest.mark.parametrize("who, where, command, key", [
+    ("rev1", None, "/data_erase {ref}", "not_allowed"),
+    ("boss", "admins-group", "/data_erase {ref}", "privacy_admin_private"),
+    ("boss", "admins-group", "/data_show {ref}", "privacy_admin_private"),
+    ("boss", None, "/data_show", "privacy_admin_usage"),
+    ("boss", None, "/data_erase {ref} {ref}", "privacy_admin_usage"),
+    ("boss", None, "/data_erase " + "K" * 5000, "privacy_admin_usage"),
+    ("boss", None, "/data_erase KD-0000-0000", "review_unknown"),
 ])
-async def test_admin_commands_refused_and_nothing_changed(staffed, sms, who, where, key):
+async def test_admin_commands_refused_and_nothing_changed(staffed, sms, who, where, command, key):
     officer = Officer(staffed, sms)
     await officer.up_to("national_id")
     ref = (await stored(officer))[0][0].ref
     other = Officer(staffed, sms, user_id=who)
-    command = f"/data_erase {ref}" if key != "privacy_admin_usage" else "/data_show"
-    await other.send(Kind.TEXT, text=command, group_id=where)
-    assert other.said(key)
+    await other.send(Kind.TEXT, text=command.format(ref=ref), group_id=where)
+    assert other.said(key, ref="KD-0000-0000") and other.payloads == []
+    assert len(other.text) < 300 and ref not in other.text
     regs, *_ = await stored(officer)
     assert (regs[0].status, regs[0].officer_first_name) == ("draft", "สมศรี")
 

@@ -14,6 +14,7 @@ from bot.letter_files import LetterFiles
 from bot.links import LetterLinks
 from bot.pacing import Timer
 from bot.provision_http import HttpProvisioner
+from bot.retention import RetentionJob
 from bot.sms import SmsSender
 from handlers.dispatch import Dispatcher, SmsGateway, utc_now
 from handlers.provisioning import Provisioner, SchoolCodeProvisioner
@@ -33,6 +34,7 @@ class App:
     letters: LetterFiles  # what documents in the outbox are made from
     delivery: Delivery  # SMS registered; the caller adds its chat channels, then starts it
     broadcaster: Broadcaster  # started by the caller after the delivery
+    retention: RetentionJob  # started by the caller: erases what the privacy notice says not to keep
 
 
 def make_provisioner(config: Config) -> Provisioner:
@@ -63,9 +65,11 @@ async def open_app(
     delivery.add_sender(sms_sender, on_refused=sms_sender.refused)
     dispatcher.on_commit = delivery.take
     broadcaster = Broadcaster(repo, delivery, settings, delivery.timer)
+    retention = RetentionJob(dispatcher, delivery.timer, config.draft_retention_days)
     try:
-        yield App(config, repo, dispatcher, files, links, letters, delivery, broadcaster)
+        yield App(config, repo, dispatcher, files, links, letters, delivery, broadcaster, retention)
     finally:
+        await retention.stop()
         await broadcaster.stop()
         await delivery.stop()
         await repo.close()

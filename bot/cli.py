@@ -92,6 +92,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
             await channel.start()
         await app.delivery.start()  # after the channels: sending needs their API clients
         await app.broadcaster.start()
+        await app.retention.start()
         retries = asyncio.create_task(_retry_provisioning(app.dispatcher))
         try:
             await _until_stopped()
@@ -101,6 +102,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
             for channel in channels:
                 await channel.drain()  # events taken in are handled (their answers into the outbox)
             await app.dispatcher.settle()
+            await app.retention.stop()
             await app.broadcaster.stop()
             await app.delivery.stop()  # sends under way finish; the rest waits in the outbox
             for channel in channels:
@@ -139,6 +141,7 @@ async def chat(config: Config, args: argparse.Namespace) -> int:
         app.delivery.add_sender(chat)
         await app.delivery.start()
         await app.broadcaster.start()
+        await app.retention.start()
         await chat.run(app.delivery)
     return 0
 

@@ -63,6 +63,7 @@ class Config:
     provision_token: str | None = field(default=None, repr=False)
     sign_in_url: str = "https://kiddiary.in.th"
     reminder_days: tuple[int, ...] = (7, 3, 1)
+    draft_retention_days: int = 90  # a registration left unfinished this long is erased
 
     @property
     def database_path(self) -> Path:
@@ -139,6 +140,8 @@ def load_config(environ: Mapping[str, str] | None = None, dotenv: Path | None = 
         provision_token=get.text("KIDDIARY_PROVISION_TOKEN"),
         sign_in_url=get.url("KIDDIARY_SIGN_IN_URL") or Config.sign_in_url,
         reminder_days=get.days("KIDDIARY_REMINDER_DAYS", Config.reminder_days),
+        # Within the notice's year: a draft is never kept longer than an issued account's data.
+        draft_retention_days=get.integer("KIDDIARY_DRAFT_RETENTION_DAYS", Config.draft_retention_days, 1, 365),
     )
 
 

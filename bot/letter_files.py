@@ -2,8 +2,8 @@
 a signed letter sent back (as JPEG, for reviewers on LINE), or the admins' progress chart (PNG).
 
 The letter is made on demand from the stored registration, never kept on disk. A link to an
-older version of the letter, a cancelled registration or a wrong or expired token gives None
-(a 404).
+older version of the letter, a cancelled registration, an erased scan or a wrong or expired
+token gives None (a 404).
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from handlers import attachments  # noqa: F401 - registers the HEIC opener with 
 from handlers.deadline import DEADLINE_KEY
 from handlers.letter import letter_data
 from handlers.messages import Document
+from handlers.review import content_check
 from handlers.stats import chart_data
 from handlers.turn import BANGKOK
-from storage import Repository, UploadStore
+from storage import Repository, SignedLetter, UploadStore
 from storage.models import CANCELLED, DRAFT
 from templates import LANGUAGES
 from templates.chart import render_chart
@@ -57,13 +58,26 @@ class LetterFiles:
             return None
         return await asyncio.to_thread(render_letter, letter_data(reg, self.seal_key))
 
-    async def signed_file(self, letter_id: int) -> bytes | None:
-        """A signed letter as it was sent back (decrypted)."""
+    async def signed_file(self, letter_id: int, check: int) -> bytes | None:
+        """A signed letter as it was sent back (decrypted); None when it was erased (or its id
+        now names another scan: `check` is the one the link was made for)."""
+        letter = await self._signed_letter(letter_id, check)
+        return None if letter is None else await asyncio.to_thread(self._read, letter.path)
+
+    async def _signed_letter(self, letter_id: int, check: int) -> SignedLetter | None:
         if self.files is None:
             return None
         async with self.repo.transaction():
             letter = await self.repo.get_signed_letter(letter_id)
-        return None if letter is None else await asyncio.to_thread(self.files.get, letter.path)
+        return letter if letter is not None and content_check(letter) == check else None
+
+    def _read(self, path: str) -> bytes | None:
+        """A stored upload, or None when it is gone (erased between reading its row and its file)."""
+        assert self.files is not None
+        try:
+            return self.files.get(path)
+        except FileNotFoundError:
+            return None
 
     async def document(self, document: Document) -> Document | None:
         """A document of the outbox with its bytes, made or read now; None when it is gone."""
@@ -73,7 +87,7 @@ class LetterFiles:
         if kind == "chart":
             data: bytes | None = await self.chart(version)
         else:
-            data = await (self.letter(ident, version) if kind == "letter" else self.signed_file(ident))
+            data = await (self.letter(ident, version) if kind == "letter" else self.signed_file(ident, version))
         return None if data is None else replace(document, data=data)
 
     async def chart(self, language: int) -> bytes | None:
@@ -105,13 +119,14 @@ class LetterFiles:
 
     async def signed(self, token: str, preview: bool) -> bytes | None:
         link = self.links.read(token, self.clock())
-        if link is None or link.kind != "signed" or self.files is None:
+        if link is None or link.kind != "signed":
             return None
-        async with self.repo.transaction():
-            letter = await self.repo.get_signed_letter(link.id)
+        letter = await self._signed_letter(link.id, link.version)
         if letter is None:
             return None
-        data = await asyncio.to_thread(self.files.get, letter.path)
+        data = await asyncio.to_thread(self._read, letter.path)
+        if data is None:
+            return None
         width = PREVIEW_WIDTH if preview else PAGE_WIDTH
         if letter.kind == "pdf":
             return await asyncio.to_thread(first_page_jpeg, data, width)

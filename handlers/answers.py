@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from handlers import letter, otp, review
+from handlers import letter, otp, privacy, review
 from handlers import validation as v
 from handlers.messages import Choice
 from handlers.states import EDITABLE, HANDLED, Outcome, State
@@ -34,15 +34,15 @@ async def answer_consent(turn: Turn, text: str, payload: str | None) -> Outcome:
 
 
 async def discard(turn: Turn, kind: str) -> None:
-    """Cancel the current registration and erase its personal data (PDPA: no longer needed).
-    The school details and the audit trail stay, so staff can see what happened."""
+    """Cancel the current registration and erase its personal data (PDPA: no longer needed):
+    the fields, the signed-letter scans (files unlinked once the turn is committed), the codes
+    of its phone. The school details and the audit trail stay, so staff can see what happened."""
     reg = turn.reg
     assert reg is not None
     reg.status = CANCELLED
-    reg.officer_first_name = reg.officer_last_name = reg.national_id = reg.phone = None
-    reg.phone_verified_at = None
     await drop_pending_code(turn)
-    await turn.audit(kind, "personal data erased")
+    erased = await privacy.erase(turn.repo, reg, turn.now, turn.actor, kind)
+    turn.erased_files += erased.files
     turn.reg = None
     turn.conv.state, turn.conv.editing, turn.conv.confirm_cancel = State.START, False, False
 

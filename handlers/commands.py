@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from handlers import directory_import, staff
+from handlers import directory_import, privacy, staff
 from handlers import stats as admin_stats
 from handlers.deadline import deadline_note
 from handlers.messages import Outbound
@@ -37,6 +37,7 @@ WORDS: dict[str, str] = {
     "/status": "status", "status": "status", "สถานะ": "status",
     "/help": "help", "help": "help", "ช่วยเหลือ": "help", "?": "help",
     "/new": "new", "/stats": "stats", "/lang": "lang", "/import": "import",
+    "/mydata": "mydata", "ข้อมูลของฉัน": "mydata", "/delete_my_data": "delete_my_data", "ลบข้อมูลของฉัน": "delete_my_data",
 }
 YES_WORDS = frozenset({"ใช่", "yes", "y", "ตกลง", "ok"})
 
@@ -192,4 +193,5 @@ async def unknown(turn: Turn, argument: str) -> None:
 COMMANDS = {
     "start": start, "new": new, "back": back, "cancel": cancel, "status": status, "help": help_,
     "lang": lang, "stats": admin_stats.command, "import": directory_import.request, "unknown": unknown,
+    "mydata": privacy.my_data, "delete_my_data": privacy.delete_my_data,
 }

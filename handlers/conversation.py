@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import broadcasts, commands, directory_import, review
+from handlers import broadcasts, commands, directory_import, privacy, review
 from handlers.messages import Choice, Kind
 from handlers.normalize import clean_text
 from handlers.steps import STEPS, State, ask, match_choice, step_choices, take_answer, take_attachment
@@ -24,6 +24,10 @@ async def handle(turn: Turn) -> None:
         admin_action = broadcasts.parse(inbound.text, inbound.payload or None)
         if admin_action is not None:
             await broadcasts.handle(turn, *admin_action)
+            return
+        privacy_action = None if inbound.payload else privacy.parse(clean_text(inbound.text))
+        if privacy_action is not None:  # an admin's /data_show, /data_erase
+            await privacy.handle(turn, *privacy_action)
             return
         review_action = review.parse(clean_text(inbound.text), inbound.payload or None)
         if review_action is not None:
@@ -70,6 +74,8 @@ async def handle(turn: Turn) -> None:
         return
 
     if conv.confirm_cancel and await commands.answer_cancel(turn, text, payload):
+        return
+    if await privacy.answer(turn, text, payload):  # "really erase?" answered (button or typed word)
         return
     if command := commands.parse(text, payload):
         await commands.run(turn, *command)

@@ -110,6 +110,8 @@ class Dispatcher:
         self._committed(rows)
         if turn is None:
             return apology
+        if turn.erased_files:  # after the commit: a rolled-back erasure must still find its files
+            await self.remove_files(turn.erased_files)
         for registration_id in turn.provision:
             # After the commit (the approval is on disk first), and in the background: the
             # account service may take seconds, and nobody's turn waits for it.
@@ -117,6 +119,19 @@ class Dispatcher:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         return turn.replies
+
+    async def remove_files(self, paths: list[str]) -> int:
+        """Unlink uploads whose rows were erased (and committed), unless a row refers to the same
+        file again (the same photo sent for another registration). How many went."""
+        if self.files is None:
+            return 0
+        removed = 0
+        for path in paths:
+            async with self.repo.transaction():
+                if await self.repo.erasure.is_referenced(path):
+                    continue
+                removed += await asyncio.to_thread(self.files.remove, path)
+        return removed
 
     async def settle(self) -> None:
         """Until the work a turn left running (making accounts) is done: tests, a graceful stop."""

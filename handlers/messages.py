@@ -122,7 +122,7 @@ class Document:
     # tens of milliseconds); the adapters always receive `data` filled in.
     render: Callable[[], bytes] | None = field(default=None, compare=False, repr=False)
     # For channels that cannot send a file (LINE) and link to it instead: what it is
-    # (("letter", registration id, version) or ("signed", signed letter id, 0)) and the label
+    # (("letter", registration id, version) or ("signed", signed letter id, content check)) and the label
     # of the button that opens it.
     link: tuple[str, int, int] | None = None
     link_label: str = ""

@@ -1,7 +1,8 @@
 """Step 13 of the registration: reviewers see each submission and approve it or reject it with a reason.
 
-Commands (any chat, private or a review group): /pending [page], /show REF, /approve REF,
-/reject REF REASON, /find TEXT; admins: /reviewer list|add|remove (handlers/staff.py). Buttons carry
+Commands (a private chat or a review group; /show, with its photo, in no other group):
+/pending [page], /show REF, /approve REF, /reject REF REASON, /find TEXT; every /show and
+/pending is in the audit log; admins: /reviewer list|add|remove (handlers/staff.py). Buttons carry
 `review:<action>:<ref>[:<reason>]`. Only reviewers' words count; nobody decides their own
 registration; the first decision stands (turns are serialised by the repository, so the
 second reviewer reads the first decision and is told who made it and when).
@@ -52,6 +53,8 @@ async def handle(turn: Turn, action: str, args: list[str]) -> None:
         await find(turn, " ".join(args))
     elif not args:
         turn.say("review_usage")
+    elif action == "show" and not _may_show_here(turn):
+        turn.say("review_show_not_here")
     elif action == "show":
         await show(turn, args[0], _page(args[1:]))
     elif action == "approve":  # review:approve:REF:LETTER (button) or /approve REF
@@ -68,6 +71,18 @@ async def handle(turn: Turn, action: str, args: list[str]) -> None:
 
 # --- looking -------------------------------------------------------------------------------
 
+def _may_show_here(turn: Turn) -> bool:
+    """The card and the signed photo (full national ID, signature) only where reviewers are
+    meant to see them: a review chat, or a reviewer's private chat with the bot."""
+    return turn.inbound.group_id is None or turn.inbound.chat in turn.settings.review_chats
+
+
+async def _viewed(turn: Turn, what: str, refs: list[str]) -> None:
+    """Every look at registrations goes into the audit log: who, where, which."""
+    await turn.repo.audit_log.add(turn.now, turn.actor, "data_viewed",
+                                  {"what": what, "chat": str(turn.inbound.chat), "refs": refs})
+
+
 async def pending(turn: Turn, page: int) -> None:
     regs, total = await turn.repo.submitted((page - 1) * PAGE, PAGE)
     if not regs:
@@ -76,6 +91,7 @@ async def pending(turn: Turn, page: int) -> None:
     lines = [turn.t("review_queue_line", n=(page - 1) * PAGE + i, ref=r.ref, school=r.school_name,
                     province=r.province, since=turn.when(r.submitted_at or r.created_at))
              for i, r in enumerate(regs, 1)]
+    await _viewed(turn, "/pending", [r.ref for r in regs])
     choices = [Choice(r.ref, f"review:show:{r.ref}") for r in regs]
     if page * PAGE < total:
         choices.append(turn.button("btn_review_more", f"review:pending:{page + 1}"))
@@ -105,6 +121,7 @@ async def show(turn: Turn, ref: str, page: int = 1) -> None:
     if reg is None:
         turn.say("review_unknown", ref=ref.upper())
         return
+    await _viewed(turn, "/show", [reg.ref])
     trail = list(reversed(await turn.repo.audit_trail(reg.id)))
     events = trail[(page - 1) * HISTORY_PAGE: page * HISTORY_PAGE]
     history = "\n".join(f"{turn.when(e.at)} · {e.kind} · {e.actor}" + (f" · {e.detail[:200]}" if e.detail else "")
@@ -180,7 +197,13 @@ def _photo(reg: Registration, letter: SignedLetter) -> Document:
     """The signed letter, by reference: its bytes are read when the message is sent."""
     extension = {"application/pdf": "pdf", "image/png": "png", "image/webp": "webp", "image/heic": "heic"}
     name = f"signed-{reg.ref}.{extension.get(letter.mime_type, 'jpg')}"
-    return Document(name, mime_type=letter.mime_type or "image/jpeg", link=("signed", letter.id, 0))
+    return Document(name, mime_type=letter.mime_type or "image/jpeg", link=("signed", letter.id, content_check(letter)))
+
+
+def content_check(letter: SignedLetter) -> int:
+    """A link's check on the scan it names (part of its SHA-256): ids of erased scans can be
+    given again to new ones, and a link to an erased scan must never open someone else's."""
+    return int(letter.sha256[:12], 16)
 
 
 def _decision_buttons(

@@ -43,6 +43,7 @@ class Turn:
     replies: list[Outbound] = field(default_factory=list)
     sms: list[Sms] = field(default_factory=list)
     provision: list[int] = field(default_factory=list)  # approved registrations to make accounts for
+    erased_files: list[str] = field(default_factory=list)  # uploads whose rows this turn erased: unlinked after
     # payload → template key of every button made this turn, so a typed label matches in either language
     button_keys: dict[str, str] = field(default_factory=dict)
     _deadline: date | bool | None = False  # False: not read yet

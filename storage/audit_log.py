@@ -54,6 +54,18 @@ class AuditLog:
         )
         return [self._entry(r) for r in rows]
 
+    async def views(self, ref: str, kind: str, whats: Iterable[str], other_than: str) -> tuple[int, datetime | None]:
+        """How often entries of `kind` whose `what` is one of `whats` named registration `ref` in
+        their `refs` (looks at it by anyone but `other_than`), and the last time."""
+        whats = list(whats)
+        row = await self._db.one(
+            f"""SELECT COUNT(*), MAX(at) FROM audit_log, json_each(audit_log.detail, '$.refs') AS r
+                WHERE kind = ? AND actor != ? AND r.value = ?
+                AND json_extract(audit_log.detail, '$.what') IN ({", ".join("?" * len(whats))})""",
+            (kind, other_than, ref, *whats),
+        )
+        return (row[0], _dt(row[1])) if row else (0, None)
+
     @staticmethod
     def _entry(row: Any) -> LogEntry:
         return LogEntry(row["id"], _dt(row["at"]), row["actor"], row["kind"], json.loads(row["detail"]))  # type: ignore[arg-type]

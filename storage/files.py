@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from storage.crypto import Crypto
@@ -43,3 +45,24 @@ class UploadStore:
 
     def get(self, relative: str) -> bytes:
         return self._crypto.decrypt_bytes((self.root / relative).read_bytes())
+
+    def remove(self, relative: str) -> bool:
+        """Delete a stored file (its row is gone: erasure). False when it was not there."""
+        try:
+            (self.root / relative).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def unreferenced(self, referenced: Iterable[str], older_than: float) -> list[str]:
+        """Stored files that no row refers to and that were written more than `older_than`
+        seconds ago (a younger one may be waiting for the commit of its row): what a crash
+        between an erasure's commit and its unlinking left behind."""
+        keep, cutoff, found = set(referenced), time.time() - older_than, []
+        if not self.root.is_dir():
+            return found
+        for path in self.root.glob("*/*"):
+            relative = path.relative_to(self.root).as_posix()
+            if relative not in keep and path.is_file() and path.stat().st_mtime < cutoff:
+                found.append(relative)
+        return sorted(found)

@@ -23,6 +23,7 @@ from storage.database import Database
 from storage.database import dt as _dt
 from storage.database import ts as _ts
 from storage.directory import DirectoryStore
+from storage.erasure import ErasureStore
 from storage.events import EventStore
 from storage.export_pages import ExportPages
 from storage.models import Conversation, Registration, School, SignedLetter
@@ -61,6 +62,7 @@ class Repository:
         self.stats = StatsStore(db)  # read-only figures for admins
         self.audit_log = AuditLog(db)  # exports and directory imports (not per registration)
         self.directory = DirectoryStore(db)
+        self.erasure = ErasureStore(db, crypto)  # erasure on request, on cancel, and by the retention job
         self.export = ExportPages(db, self._registration)  # opens its own short transactions
 
     @classmethod

@@ -10,6 +10,7 @@ LINE does (an unknown layout or a missing field is refused here, not by LINE).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from linebot.v3.messaging import FlexContainer, FlexMessage, QuickReply
 from handlers.messages import Card, Choice, Outbound
 
 ALT_TEXT_LIMIT = 400  # LINE's limit for a Flex Message's altText
+BUBBLE_LIMIT = 30_000  # bytes of JSON LINE takes in one bubble
 BUTTON_LABEL_LIMIT = 40  # LINE's limit for a Flex button's label
 HEADER_COLOUR = "#0B6E4F"
 LABEL_COLOUR = "#6B7280"
@@ -31,9 +33,10 @@ def alt_text(text: str) -> str:
     return text[: cut if cut > 0 else ALT_TEXT_LIMIT - 1].rstrip() + "…"
 
 
-def flex_message(reply: Outbound, quick: Callable[[tuple[Choice, ...]], QuickReply | None]) -> FlexMessage:
+def flex_message(reply: Outbound, quick: Callable[[tuple[Choice, ...]], QuickReply | None]) -> FlexMessage | None:
     """`reply`, which has a card, as a Flex Message: its buttons in the bubble, and those a
-    bubble cannot hold (the camera, for one) as quick replies made by `quick`."""
+    bubble cannot hold (the camera, for one) as quick replies made by `quick`. None when the
+    card is too big for one bubble (a very long history): the plain text goes instead."""
     card = reply.card
     assert card is not None
     in_bubble = {f.edit for f in card.fields if f.edit}
@@ -41,6 +44,8 @@ def flex_message(reply: Outbound, quick: Callable[[tuple[Choice, ...]], QuickRep
     footer = [c for c in reply.choices if c.action == "reply" and c.payload not in in_bubble]
     rest = tuple(c for c in reply.choices if c.action != "reply")
     bubble = bubble_json(card, labels, footer)
+    if len(json.dumps(bubble, ensure_ascii=False).encode()) > BUBBLE_LIMIT:
+        return None
     return FlexMessage(alt_text=alt_text(reply.text), contents=FlexContainer.from_dict(bubble), quick_reply=quick(rest))
 
 

@@ -37,16 +37,17 @@ def line_messages(reply: Outbound, public_url: str, links: LetterLinks, now: dat
     document = reply.document
     texts = split_text(reply.text, TEXT_LIMIT)
     plain = [TextMessage(text=t) for t in texts[:-1]]
+    flex = flex_message(reply, quick_reply) if reply.card is not None else None
     if document is None or document.link is None:
-        if reply.card is not None:
-            return [flex_message(reply, quick_reply)]
+        if flex is not None:
+            return [flex]
         return [*plain, TextMessage(text=texts[-1], quick_reply=quick)]
     kind = document.link[0]
     base = f"{public_url}/{ROUTES[kind]}/{links.token(LetterLink(*document.link), now)}"
     suffix = "png" if kind == "chart" else "jpg"
     image = ImageMessage(original_content_url=f"{base}/page.{suffix}", preview_image_url=f"{base}/preview.{suffix}")
-    if reply.card is not None:  # a review card: the signed letter, then the card with its buttons
-        return [image, flex_message(reply, quick_reply)]
+    if flex is not None:  # a review card: the signed letter, then the card with its buttons
+        return [image, flex]
     if kind in ("signed", "chart"):  # a picture to look at: the picture, then the text with its buttons
         return [image, *plain, TextMessage(text=texts[-1], quick_reply=quick)]
     return [

@@ -8,6 +8,7 @@ import os
 from argparse import Namespace
 from collections.abc import AsyncIterator
 from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from PIL import Image
 from bot import cli
 from bot.config import load_config
 from bot.line_menu import MENU_NAME
+from handlers.messages import Card, Choice, Field, Outbound
 from templates import text as t
 from templates.rich_menu import HEIGHT, WIDTH
 from tests import test_line
@@ -162,3 +164,20 @@ async def test_a_long_summary_keeps_altText_within_lines_400_characters(line: te
     assert card["type"] == "flex"  # accepted: the fake refuses an altText over 400, as LINE does
     assert len(card["altText"]) <= 400 and card["altText"].endswith("…")
     assert long_name[:150] in flex_texts(card)  # the card itself shows it whole
+
+
+async def test_a_card_too_big_for_one_bubble_goes_as_text(line: test_line.Harness):
+    user = User(line)
+    history = "\n".join(f"{n:03d} · เปิดการลงทะเบียนใหม่ · telegram:12345 · " + "ข" * 150 for n in range(80))
+    card = Card("การลงทะเบียน KD-TEST", (Field("สถานะ", "รอตรวจ"),), note=history)
+    buttons = (Choice("อนุมัติ", "review:approve:KD-TEST:1"),)
+    whole = f"การลงทะเบียน KD-TEST\n{history}"
+    await line.answer(user.id, [Outbound(whole, buttons, card=card)], line.fake.reply_token())
+    messages = line.fake.messages()
+    assert {m["type"] for m in messages} == {"text"} and len(messages) > 1
+    assert "\n".join(m["text"] for m in messages) == whole  # whole, in parts
+    assert [a["data"] for a in quick(messages)] == ["review:approve:KD-TEST:1"]
+
+    small = Outbound("การลงทะเบียน KD-TEST", buttons, card=replace(card, note=history[:2000]))
+    await line.answer(user.id, [small], line.fake.reply_token())
+    assert line.fake.messages()[-1]["type"] == "flex"

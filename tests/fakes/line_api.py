@@ -3,7 +3,7 @@
 It records reply, push and multicast requests with their headers and bodies, issues reply
 tokens and expires them on demand, serves message content and profiles, enforces 5 messages
 a request and once-per-retry-key pushes, and fails on request for a given path. Flex Messages
-are held to LINE's limits (altText 1 to 400 characters, a bubble or carousel). Rich menus are
+are held to LINE's limits (altText 1 to 400 characters, a bubble or carousel of at most 30 KB). Rich menus are
 made, given an image, set as the default, listed and deleted, checked as LINE checks them: the
 size, the tap areas inside it, labels, and an image of exactly that size, JPEG or PNG, at most
 1 MB, uploaded once, before the menu can be the default.
@@ -122,6 +122,7 @@ class FakeLine(LocalServer):
             if message.get("type") == "flex" and (
                 not 1 <= len(message.get("altText") or "") <= 400
                 or (message.get("contents") or {}).get("type") not in ("bubble", "carousel")
+                or len(json.dumps(message["contents"], ensure_ascii=False).encode()) > 30_000
             ):
                 record.status = 400
                 return record, web.json_response({"message": "A message (messages[0]) in the request body is invalid",

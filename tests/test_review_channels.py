@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from linebot.v3.messaging import FlexMessage
 
 from bot import web
 from bot.app import open_app
@@ -116,6 +117,7 @@ async def test_a_line_officer_is_approved_by_a_reviewer_in_a_telegram_group(both
     kinds = [m["type"] for r in pushes for m in r.body["messages"]]
     assert kinds == ["image", "flex"]
     line_card = pushes[0].body["messages"][1]
+    FlexMessage.from_dict(line_card)  # as LINE takes it, by line-bot-sdk's models
     assert ref in line_card["altText"] and "1-2345-xxxxx-xx-1" in test_line.flex_texts(line_card)
     assert [data.rsplit(":", 1)[0] for data in test_line.flex_buttons(line_card)] == [
         f"review:approve:{ref}", f"review:reject:{ref}"]

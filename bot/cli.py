@@ -57,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     source.add_argument("--text", help="the message; may carry {school} {ref} {deadline}")
     source.add_argument("--file", type=Path, help="a UTF-8 file holding the message")
     bc.add_argument("--yes", action="store_true", help="do not ask to confirm (scripts)")
+    ls = commands.add_parser("line-setup", help="make the LINE rich menu and set it for every user (replaces ours)")
+    ls.add_argument("--image", type=Path, metavar="FILE.png",
+                    help="only write the menu's image to FILE.png (nothing is sent to LINE)")
     args = parser.parse_args(argv)
 
     try:
@@ -266,6 +269,33 @@ async def broadcast(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+async def line_setup(config: Config, args: argparse.Namespace) -> int:
+    from bot.line_menu import menu_image, setup_rich_menu  # line-bot-sdk: only for this command
+
+    if args.image is not None:
+        args.image.write_bytes(await asyncio.to_thread(menu_image))
+        print(f"rich menu image written to {args.image}")
+        return 0
+    if not config.line_enabled:
+        print("LINE is not configured: set KIDDIARY_LINE_CHANNEL_SECRET and KIDDIARY_LINE_CHANNEL_ACCESS_TOKEN",
+              file=sys.stderr)
+        return 2
+    import aiohttp
+    from linebot.v3.messaging.exceptions import ApiException
+
+    try:
+        done = await setup_rich_menu(config)
+    except ApiException as e:
+        print(f"LINE refused the rich menu: HTTP {e.status} {e.body}", file=sys.stderr)
+        return 1
+    except (aiohttp.ClientError, TimeoutError) as e:
+        print(f"could not reach LINE ({config.line_api_url}): {e}", file=sys.stderr)
+        return 1
+    replaced = f", replacing {', '.join(done.replaced)}" if done.replaced else ""
+    print(f"rich menu {done.menu_id} is every user's default{replaced}")
+    return 0
+
+
 def _read_text(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8-sig").strip()
@@ -283,5 +313,5 @@ def _operator() -> str:
 
 COMMANDS = {
     "run": run, "chat": chat, "stats": stats, "import-schools": import_schools, "export": export,
-    "deadline": deadline, "broadcast": broadcast,
+    "deadline": deadline, "broadcast": broadcast, "line-setup": line_setup,
 }

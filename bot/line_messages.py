@@ -20,6 +20,7 @@ from linebot.v3.messaging import (
     URIAction,
 )
 
+from bot.line_flex import flex_message
 from bot.links import LetterLink, LetterLinks
 from handlers.messages import Choice, Outbound, split_text
 
@@ -30,16 +31,23 @@ ROUTES = {"letter": "letters", "signed": "signed", "chart": "charts"}  # a docum
 
 
 def line_messages(reply: Outbound, public_url: str, links: LetterLinks, now: datetime) -> list[Any]:
+    """The LINE messages of one outbox message: a card as a Flex Message (after its picture,
+    if any), else texts with quick replies, and a document as an image behind a signed link."""
     quick = quick_reply(reply.choices)
     document = reply.document
     texts = split_text(reply.text, TEXT_LIMIT)
     plain = [TextMessage(text=t) for t in texts[:-1]]
+    flex = flex_message(reply, quick_reply) if reply.card is not None else None
     if document is None or document.link is None:
+        if flex is not None:
+            return [flex]
         return [*plain, TextMessage(text=texts[-1], quick_reply=quick)]
     kind = document.link[0]
     base = f"{public_url}/{ROUTES[kind]}/{links.token(LetterLink(*document.link), now)}"
     suffix = "png" if kind == "chart" else "jpg"
     image = ImageMessage(original_content_url=f"{base}/page.{suffix}", preview_image_url=f"{base}/preview.{suffix}")
+    if flex is not None:  # a review card: the signed letter, then the card with its buttons
+        return [image, flex]
     if kind in ("signed", "chart"):  # a picture to look at: the picture, then the text with its buttons
         return [image, *plain, TextMessage(text=texts[-1], quick_reply=quick)]
     return [

@@ -19,6 +19,9 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import (
+    BotCommand,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
@@ -30,7 +33,7 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ChatMemberStatus, ChatType
+from telegram.constants import ChatAction, ChatMemberStatus, ChatType
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
 
@@ -38,8 +41,10 @@ from bot.config import Config
 from bot.letter_files import LetterFiles
 from bot.pacing import Pace
 from bot.sender import Policy, Refused, Result, Retry, Sent, Unit, Unreachable, backoff
+from handlers import command_menu
 from handlers.dispatch import Dispatcher, KeyedLocks
 from handlers.messages import Attachment, Choice, Inbound, Kind, Outbound, SharedContact, decode, split_text
+from templates import DEFAULT_LANGUAGE, LANGUAGES
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +75,8 @@ class TelegramChannel:
         self.webhook_secret = config.telegram_webhook_secret
         self.webhook_url = f"{config.public_url}/telegram/webhook"
         self.poll_timeout = poll_timeout
+        self.review_chats = tuple(a for a in config.review_chats if a.channel == CHANNEL)
+        self.reviewers = tuple(sorted((a for a in config.reviewers if a.channel == CHANNEL), key=str))
         builder = (
             Application.builder()
             .token(config.telegram_token)
@@ -89,6 +96,7 @@ class TelegramChannel:
     async def start(self) -> None:
         await self.app.initialize()
         await self.app.start()
+        await self.set_commands()
         if self.webhook_secret:
             await self.app.bot.set_webhook(
                 self.webhook_url, secret_token=self.webhook_secret, allowed_updates=Update.ALL_TYPES
@@ -100,6 +108,24 @@ class TelegramChannel:
                 poll_interval=0, timeout=self.poll_timeout, allowed_updates=Update.ALL_TYPES
             )
             log.info("Telegram: long polling")
+
+    async def set_commands(self) -> None:
+        """The command menu Telegram shows when "/" is typed: the officers' commands in every
+        private chat, the reviewers' in each review chat, both in a configured reviewer's own chat;
+        Thai by default, English for users whose Telegram is in English. A refusal (a reviewer who
+        never opened the bot has no chat yet) is logged: the commands work typed all the same."""
+        scopes: list[tuple[Any, tuple[str, ...]]] = [(BotCommandScopeAllPrivateChats(), command_menu.OFFICER)]
+        scopes += [(BotCommandScopeChat(int(a.id)), command_menu.REVIEWER) for a in self.review_chats]
+        scopes += [(BotCommandScopeChat(int(a.id)), command_menu.OFFICER + command_menu.REVIEWER)
+                   for a in self.reviewers if not _is_group(a.id)]
+        for scope, names in scopes:
+            for lang in LANGUAGES:
+                commands = [BotCommand(name, about) for name, about in command_menu.menu(names, lang)]
+                try:
+                    await self.app.bot.set_my_commands(
+                        commands, scope=scope, language_code=None if lang == DEFAULT_LANGUAGE else lang)
+                except TelegramError as e:
+                    log.warning("Telegram refused the command menu for %s (%s): %s", _scope_name(scope), lang, e)
 
     async def drain(self) -> None:
         """Take no more updates (the updates under way are handled by `stop`)."""
@@ -252,6 +278,8 @@ class TelegramChannel:
         """The Bot API calls that send `message`, in order; the buttons go on the last."""
         bot = self.app.bot
         markup = self._markup(chat_id, message.choices)
+        if message.document is not None and not message.document.data:  # made or read now: say so
+            await self._chat_action(chat_id, message.document.mime_type)
         document = message.document and await self.documents.document(message.document)
         texts = split_text(message.text, TEXT_LIMIT) if message.text else []
         if document is None:
@@ -265,6 +293,15 @@ class TelegramChannel:
         file = InputFile(document.data, filename=document.filename)
         return [*(functools.partial(bot.send_message, chat_id, t) for t in texts),
                 functools.partial(send, chat_id, file, caption=caption, reply_markup=markup)]
+
+    async def _chat_action(self, chat_id: int, mime_type: str) -> None:
+        """"Sending a file…" (or a photo) at the top of the chat while the letter is made: a sign,
+        not a message, so a refusal changes nothing."""
+        action = ChatAction.UPLOAD_PHOTO if mime_type in PHOTO_TYPES else ChatAction.UPLOAD_DOCUMENT
+        try:
+            await self.app.bot.send_chat_action(chat_id, action)
+        except TelegramError:
+            log.debug("chat action refused in %s", chat_id, exc_info=True)
 
     async def _edit(self, chat_id: int, previous: dict[str, Any], message: Outbound) -> str | None:
         """Edit the message sent before under the same key; its new ref, or None when it cannot be
@@ -310,6 +347,11 @@ class TelegramChannel:
             self._reply_keyboard_shown.discard(chat_id)
             return ReplyKeyboardRemove()
         return None
+
+
+def _scope_name(scope: Any) -> str:
+    chat = getattr(scope, "chat_id", None)
+    return f"{scope.type} {chat}" if chat is not None else str(scope.type)
 
 
 def _ref(sent: Message, message: Outbound) -> str:

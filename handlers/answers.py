@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from handlers import letter, otp, privacy, review
 from handlers import validation as v
-from handlers.messages import Choice
+from handlers.messages import Card, Choice, Field
 from handlers.states import EDITABLE, HANDLED, Outcome, State
 from handlers.turn import Turn
 from handlers.validation import Invalid
@@ -186,6 +186,27 @@ def summary_question(turn: Turn) -> str:
         national_id=v.mask_national_id(reg.national_id or "0" * 13),
         phone=v.local_phone(reg.phone or ""),
     )
+
+
+def summary_card(turn: Turn, title: str, note: str) -> Card:
+    """The summary's fields, each with the payload of its edit button (when the summary offers
+    one), for channels that draw it as a card."""
+    reg = reg_of(turn)
+    editable = {c.payload for c in summary_choices(turn)}
+    values = {
+        "affiliation": turn.t(f"affiliation_{reg.affiliation}"),
+        "school_name": reg.school_name or "-",
+        "school_code": reg.school_code or "-",
+        "province": reg.province or "-",
+        "old_tsl": shown_optional(turn, reg.old_tsl_username) or "-",
+        "old_kiddiary": shown_optional(turn, reg.old_kiddiary_username) or "-",
+        "officer_name": officer_name(turn) or "-",
+        "national_id": v.mask_national_id(reg.national_id or "0" * 13),
+        "phone": v.local_phone(reg.phone or ""),
+    }
+    fields = tuple(Field(turn.t(f"card_{name}"), value, f"edit:{name}" if f"edit:{name}" in editable else None)
+                   for name, value in values.items())
+    return Card(title, fields, note, edit_label=turn.t("card_edit"))
 
 
 def summary_choices(turn: Turn) -> list[Choice]:

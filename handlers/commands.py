@@ -1,5 +1,5 @@
-"""What the officer can say at any step: back, cancel, status, help, language, start, new (and
-/stats for admins: handlers/stats.py)."""
+"""What the officer can say at any step: back, cancel, status, help, language, start, new, letter
+(and /stats for admins: handlers/stats.py)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from handlers.steps import (
     take_answer,
 )
 from handlers.turn import Turn
-from storage.models import APPROVED, DRAFT, LETTER_ISSUED, REJECTED
+from storage.models import APPROVED, DRAFT, LETTER_ISSUED, REJECTED, SUBMITTED
 from templates import LANGUAGES
 
 # Typed words (folded) that mean a command, in Thai and English, with or without a slash.
@@ -38,7 +38,11 @@ WORDS: dict[str, str] = {
     "/help": "help", "help": "help", "ช่วยเหลือ": "help", "?": "help",
     "/new": "new", "/stats": "stats", "/lang": "lang", "/import": "import",
     "/mydata": "mydata", "ข้อมูลของฉัน": "mydata", "/delete_my_data": "delete_my_data", "ลบข้อมูลของฉัน": "delete_my_data",
+    "/letter": "letter", "ส่งหนังสือ": "letter", "ส่งหนังสือที่ลงนามแล้ว": "letter",
 }
+# Commands that take an argument. /start's is a deep link's payload (t.me/<bot>?start=…): the
+# officer came from a link and is greeted like anyone else.
+WITH_ARGUMENT = ("/lang", "/stats", "/import", "/start")
 YES_WORDS = frozenset({"ใช่", "yes", "y", "ตกลง", "ok"})
 
 
@@ -50,7 +54,7 @@ def parse(text: str, payload: str | None) -> tuple[str, str] | None:
     if payload:
         return None
     word, _, argument = fold(text).partition(" ")
-    if word in WORDS and (not argument or word in ("/lang", "/stats", "/import")):
+    if word in WORDS and (not argument or word in WITH_ARGUMENT):
         return WORDS[word], argument.strip()
     if word.startswith("/") and len(word) > 1:
         return "unknown", word
@@ -75,6 +79,19 @@ async def start(turn: Turn, argument: str = "") -> None:
         return
     turn.say("greeting")
     await go_to(turn, State.CONSENT)
+
+
+async def letter(turn: Turn, argument: str = "") -> None:
+    """"Send the signed letter" (the LINE menu, /letter): the letter step again, which asks for
+    the photo (with the camera where the platform has one); or why there is nothing to send."""
+    state = State(turn.conv.state)
+    reg = turn.reg
+    if reg is not None and state is State.SUBMITTED and reg.status == SUBMITTED:
+        turn.say("letter_under_review", ref=reg.ref, choices=step_choices(turn, state))
+        return
+    if reg is None or state not in AWAITING:
+        turn.say("letter_not_yet")
+    await ask(turn)
 
 
 async def new(turn: Turn, argument: str = "") -> None:
@@ -192,6 +209,6 @@ async def unknown(turn: Turn, argument: str) -> None:
 
 COMMANDS = {
     "start": start, "new": new, "back": back, "cancel": cancel, "status": status, "help": help_,
-    "lang": lang, "stats": admin_stats.command, "import": directory_import.request, "unknown": unknown,
-    "mydata": privacy.my_data, "delete_my_data": privacy.delete_my_data,
+    "lang": lang, "letter": letter, "stats": admin_stats.command, "import": directory_import.request,
+    "unknown": unknown, "mydata": privacy.my_data, "delete_my_data": privacy.delete_my_data,
 }

@@ -129,6 +129,28 @@ class Document:
 
 
 @dataclass(frozen=True)
+class Field:
+    """One line of a card: what it is, its value, and the payload of the button that edits it
+    (None: not editable here)."""
+
+    label: str
+    value: str
+    edit: str | None = None
+
+
+@dataclass(frozen=True)
+class Card:
+    """The structured form of a message that lists fields (the summary, a review card), for
+    channels that draw cards (LINE's Flex Messages). The message's `text` stays the whole
+    message, for every other channel and as the card's plain-text alternative."""
+
+    title: str
+    fields: tuple[Field, ...]
+    note: str = ""  # the closing lines (what to press, the deadline, a decision)
+    edit_label: str = ""  # the short label of a field's edit button
+
+
+@dataclass(frozen=True)
 class Outbound:
     """One message to send. `to` is None for a reply to the sender of the inbound.
 
@@ -142,6 +164,7 @@ class Outbound:
     document: Document | None = None
     replace_key: str | None = None
     edit_only: bool = False
+    card: Card | None = None  # drawn as a card where the channel can; `text` everywhere else
 
 
 @dataclass(frozen=True)
@@ -170,6 +193,9 @@ def encode(message: Outbound) -> dict[str, Any]:
                             "link_label": d.link_label}
     if message.edit_only:
         data["edit_only"] = True
+    if (c := message.card) is not None:
+        data["card"] = {"title": c.title, "fields": [[f.label, f.value, f.edit] for f in c.fields], "note": c.note,
+                        "edit_label": c.edit_label}
     return data
 
 
@@ -179,8 +205,11 @@ def decode(data: dict[str, Any], replace_key: str | None = None) -> Outbound:
         link = tuple(d["link"]) if d.get("link") else None
         document = Document(d["filename"], mime_type=d["mime_type"], link=link,  # type: ignore[arg-type]
                             link_label=d.get("link_label", ""))
+    card = None
+    if (c := data.get("card")) is not None:
+        card = Card(c["title"], tuple(Field(*f) for f in c["fields"]), c.get("note", ""), c.get("edit_label", ""))
     return Outbound(data["text"], tuple(Choice(*c) for c in data.get("choices", ())), document=document,
-                    replace_key=replace_key, edit_only=bool(data.get("edit_only")))
+                    replace_key=replace_key, edit_only=bool(data.get("edit_only")), card=card)
 
 
 def encode_sms(sms: Sms) -> dict[str, Any]:

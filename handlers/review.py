@@ -10,10 +10,12 @@ second reviewer reads the first decision and is told who made it and when).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from handlers import staff
 from handlers import validation as v
 from handlers.letter import full_name
-from handlers.messages import Address, Choice, Document, Outbound, Sms
+from handlers.messages import Address, Card, Choice, Document, Field, Outbound, Sms
 from handlers.turn import Turn
 from storage.models import APPROVED, REJECTED, SUBMITTED, Registration, SignedLetter
 from templates import has, text
@@ -135,9 +137,11 @@ async def show(turn: Turn, ref: str, page: int = 1) -> None:
     letters = await turn.repo.signed_letters_of(reg.id)
     latest = letters[-1] if letters else None
     card = await _card(turn, reg, latest)
-    turn.replies.append(Outbound(f"{card}\n\n{turn.t('review_history', lines=history)}",
-                                 tuple(_decision_buttons(turn, reg, latest) + more),
-                                 document=_photo(reg, latest) if latest else None))
+    shown_history = turn.t("review_history", lines=history)
+    assert card.card is not None
+    turn.replies.append(Outbound(f"{card.text}\n\n{shown_history}", tuple(_decision_buttons(turn, reg, latest) + more),
+                                 document=_photo(reg, latest) if latest else None,
+                                 card=replace(card.card, note=shown_history)))
 
 
 def card_key(reg: Registration) -> str:
@@ -154,7 +158,7 @@ async def announce(turn: Turn, reg: Registration, letter: SignedLetter) -> None:
     photo = _photo(reg, letter)
     buttons = tuple(_decision_buttons(turn, reg, letter, lang="th"))
     for chat in turn.settings.review_chats:
-        turn.replies.append(Outbound(card, buttons, to=chat, document=photo, replace_key=card_key(reg)))
+        turn.replies.append(replace(card, choices=buttons, to=chat, document=photo, replace_key=card_key(reg)))
 
 
 async def _close_cards(turn: Turn, reg: Registration, letter: SignedLetter | None) -> None:
@@ -166,12 +170,15 @@ async def _close_cards(turn: Turn, reg: Registration, letter: SignedLetter | Non
     outcome = text("review_card_decided", "th", decision=text(f"status_name_{reg.status}", "th"), who=turn.actor,
                    when=turn.when(turn.now), reason=reason_text(reg.reject_reason or "", "th") or "-")
     photo = _photo(reg, letter) if letter else None
+    assert card.card is not None
     for chat in turn.settings.review_chats:
-        turn.replies.append(Outbound(f"{card}\n{outcome}", to=chat, document=photo, replace_key=card_key(reg),
-                                     edit_only=True))
+        turn.replies.append(Outbound(f"{card.text}\n{outcome}", to=chat, document=photo, replace_key=card_key(reg),
+                                     edit_only=True, card=replace(card.card, note=outcome)))
 
 
-async def _card(turn: Turn, reg: Registration, letter: SignedLetter | None, lang: str | None = None) -> str:
+async def _card(turn: Turn, reg: Registration, letter: SignedLetter | None, lang: str | None = None) -> Outbound:
+    """The card as a message: its text for every channel, and its fields for channels that draw
+    cards (no buttons or recipient yet)."""
     lang = lang or turn.conv.lang
     warnings = []
     for other in await turn.repo.others_for_school(reg):
@@ -180,17 +187,23 @@ async def _card(turn: Turn, reg: Registration, letter: SignedLetter | None, lang
     for other in await turn.repo.others_with_same_person(reg):
         warnings.append(text("review_warning_person", lang, ref=other.ref, school=other.school_name or "-"))
     none = text("value_none", lang)
-    return text(
-        "review_card", lang,
-        ref=reg.ref, status=text(f"status_name_{reg.status}", lang),
-        affiliation=text(f"affiliation_{reg.affiliation}", lang), school=reg.school_name, code=reg.school_code,
-        province=reg.province, officer=full_name(reg),
-        national_id=v.mask_national_id(reg.national_id) if reg.national_id else "-",
-        phone=v.local_phone(reg.phone) if reg.phone else "-",
-        old_tsl=reg.old_tsl_username or none, old_kiddiary=reg.old_kiddiary_username or none,
-        qr=text(f"review_qr_{letter.qr_status}" if letter else "review_qr_none", lang),
-        warnings="\n".join(warnings) or text("review_no_warnings", lang),
-    )
+    values = {
+        "ref": reg.ref, "status": text(f"status_name_{reg.status}", lang),
+        "affiliation": text(f"affiliation_{reg.affiliation}", lang), "school": reg.school_name or "-",
+        "code": reg.school_code or "-", "province": reg.province or "-", "officer": full_name(reg),
+        "national_id": v.mask_national_id(reg.national_id) if reg.national_id else "-",
+        "phone": v.local_phone(reg.phone) if reg.phone else "-",
+        "old_tsl": reg.old_tsl_username or none, "old_kiddiary": reg.old_kiddiary_username or none,
+        "qr": text(f"review_qr_{letter.qr_status}" if letter else "review_qr_none", lang),
+        "warnings": "\n".join(warnings) or text("review_no_warnings", lang),
+    }
+    shown = [("status", "status"), ("school_name", "school"), ("school_code", "code"), ("province", "province"),
+             ("affiliation", "affiliation"), ("officer_name", "officer"), ("national_id", "national_id"),
+             ("phone", "phone"), ("old_tsl", "old_tsl"), ("old_kiddiary", "old_kiddiary"), ("qr", "qr"),
+             ("warnings", "warnings")]
+    card = Card(text("card_review_title", lang, ref=reg.ref),
+                tuple(Field(text(f"card_{label}", lang), values[name]) for label, name in shown))
+    return Outbound(text("review_card", lang, **values), card=card)
 
 
 def _photo(reg: Registration, letter: SignedLetter) -> Document:

@@ -32,6 +32,7 @@ from handlers.answers import (
     shown_optional,
     stored_as,
     submitted_question,
+    summary_card,
     summary_choices,
     summary_question,
 )
@@ -276,9 +277,13 @@ async def ask(turn: Turn) -> None:
     current = step.current(turn) if turn.reg is not None and step.done(turn) else None
     if current and state is not State.SUMMARY:
         parts.append(turn.t("current_answer", value=current))
-    if state in (State.SUMMARY, State.LETTER) and (note := await deadline_note(turn)):
+    note = await deadline_note(turn) if state in (State.SUMMARY, State.LETTER) else None
+    if note:
         parts.append(note)
-    turn.replies.append(Outbound("\n\n".join(parts), tuple(step_choices(turn, state))))
+    card = None
+    if state is State.SUMMARY:  # drawn as a card with an edit button a field where the channel can
+        card = summary_card(turn, header, "\n\n".join(filter(None, [turn.t("card_summary_note"), note])))
+    turn.replies.append(Outbound("\n\n".join(parts), tuple(step_choices(turn, state)), card=card))
 
 
 async def go_to(turn: Turn, state: State) -> None:

@@ -37,6 +37,7 @@ from aiohttp import web
 from templates import text as t
 from tests.fakes.http_service import FakeService, Received
 from tests.fakes.line_api import ACCESS_TOKEN, CHANNEL_SECRET, FakeLine, Request, webhook_body
+from tests.test_line import flex_buttons
 
 SCRIPT = Path(sys.executable).with_name("kiddiary-bot")
 SEED = int(os.environ.get("CRASH_SEED", "20261128"))
@@ -322,8 +323,12 @@ def texts(messages: list[dict[str, Any]]) -> str:
 
 
 def payloads(messages: list[dict[str, Any]]) -> list[str]:
-    items = (messages[-1].get("quickReply") or {}).get("items", []) if messages else []
-    return [item["action"].get("data") for item in items]
+    """The buttons of the last message: its quick replies, and those in a Flex card (the summary)."""
+    if not messages:
+        return []
+    items = (messages[-1].get("quickReply") or {}).get("items", [])
+    in_card = flex_buttons(messages[-1]) if messages[-1].get("type") == "flex" else []
+    return [item["action"].get("data") for item in items] + in_card
 
 
 def shortfall(officers: list[Officer]) -> str:

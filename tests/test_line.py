@@ -178,6 +178,24 @@ def texts(messages: list[dict[str, Any]]) -> str:
     return "\n".join(m.get("text") or m.get("altText") or "" for m in messages)
 
 
+def flex_nodes(node: Any) -> list[dict[str, Any]]:
+    """Every component of a Flex Message's JSON, depth first."""
+    if isinstance(node, dict):
+        return [node, *(n for value in node.values() for n in flex_nodes(value))]
+    if isinstance(node, list):
+        return [n for item in node for n in flex_nodes(item)]
+    return []
+
+
+def flex_texts(message: dict[str, Any]) -> list[str]:
+    return [n["text"] for n in flex_nodes(message["contents"]) if n.get("type") == "text"]
+
+
+def flex_buttons(message: dict[str, Any]) -> list[str]:
+    """The postback data of a Flex Message's buttons, in the order they are shown."""
+    return [n["action"]["data"] for n in flex_nodes(message["contents"]) if n.get("type") == "button"]
+
+
 def quick(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     items = (messages[-1].get("quickReply") or {}).get("items", [])
     return [item["action"] for item in items]

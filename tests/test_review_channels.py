@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from linebot.v3.messaging import FlexMessage
 
 from bot import web
 from bot.app import open_app
@@ -110,13 +111,15 @@ async def test_a_line_officer_is_approved_by_a_reviewer_in_a_telegram_group(both
     assert card.files["photo"][:3] == b"\xff\xd8\xff"
     assert [b.rsplit(":", 1)[0] for b in test_telegram.buttons(card)] == [f"review:approve:{ref}",
                                                                           f"review:reject:{ref}"]
-    # …and so did the LINE review group: the photo as an image, the card with quick replies.
+    # …and so did the LINE review group: the photo as an image, the card as a Flex Message with
+    # the two buttons in it and the plain card as its altText.
     pushes = [r for r in both.line.fake.sent("/v2/bot/message/push") if r.body["to"] == LINE_GROUP]
     kinds = [m["type"] for r in pushes for m in r.body["messages"]]
-    assert kinds == ["image", "text"]
+    assert kinds == ["image", "flex"]
     line_card = pushes[0].body["messages"][1]
-    assert ref in line_card["text"]
-    assert [a["data"].rsplit(":", 1)[0] for a in test_line.quick([line_card])] == [
+    FlexMessage.from_dict(line_card)  # as LINE takes it, by line-bot-sdk's models
+    assert ref in line_card["altText"] and "1-2345-xxxxx-xx-1" in test_line.flex_texts(line_card)
+    assert [data.rsplit(":", 1)[0] for data in test_line.flex_buttons(line_card)] == [
         f"review:approve:{ref}", f"review:reject:{ref}"]
     image_url = pushes[0].body["messages"][0]["originalContentUrl"]
     status, jpeg, _ = await both.line.get(image_url)

@@ -2,7 +2,8 @@
 
 It answers getMe, serves getUpdates from a queue the test fills, records every call with its
 parameters and uploaded files, serves getFile and file downloads, and fails on request
-(500, 429 with retry_after, 403 blocked) for given methods.
+(500, 429 with retry_after, 403 blocked) for given methods. setMyCommands and sendChatAction
+are held to the Bot API's rules (command names, description lengths, scopes, actions).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,6 +131,11 @@ class FakeTelegram(LocalServer):
             if failure.retry_after is not None:
                 body["parameters"] = {"retry_after": failure.retry_after}
             return web.json_response(body, status=failure.status)
+        problem = _problem(call)
+        if problem:
+            call.refused = 400
+            return web.json_response({"ok": False, "error_code": 400, "description": f"Bad Request: {problem}"},
+                                     status=400)
         handler = getattr(self, f"_api_{call.method}", None)
         result = await handler(call) if handler else True
         call.result = result
@@ -196,6 +203,34 @@ class FakeTelegram(LocalServer):
         if request.match_info["token"] != self.token or file_id not in self.files:
             return web.Response(status=404)
         return web.Response(body=self.files[file_id])
+
+
+SCOPES = {"default", "all_private_chats", "all_group_chats", "all_chat_administrators", "chat",
+          "chat_administrators", "chat_member"}
+CHAT_ACTIONS = {"typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
+                "upload_document", "choose_sticker", "find_location", "record_video_note", "upload_video_note"}
+
+
+def _problem(call: Call) -> str | None:
+    """What the Bot API would refuse in a setMyCommands or sendChatAction call, or None."""
+    if call.method == "setMyCommands":
+        commands = call.params.get("commands")
+        if not isinstance(commands, list) or len(commands) > 100:
+            return "commands must be a list of at most 100"
+        for c in commands:
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", c.get("command", "")):
+                return "BOT_COMMAND_INVALID"
+            if not 1 <= len(c.get("description", "")) <= 256:
+                return "command description must be 1-256 characters"
+        scope = call.params.get("scope") or {"type": "default"}
+        if scope.get("type") not in SCOPES or (scope["type"].startswith("chat") and "chat_id" not in scope):
+            return "invalid scope"
+        language = call.params.get("language_code")
+        if language is not None and not re.fullmatch(r"[a-z]{2}", language):
+            return "invalid language_code"
+    if call.method == "sendChatAction" and call.params.get("action") not in CHAT_ACTIONS:
+        return "wrong parameter action in request"
+    return None
 
 
 def _decoded(value: str) -> Any:

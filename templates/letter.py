@@ -23,6 +23,7 @@ THAI_DIGITS = str.maketrans("0123456789", "๐๑๒๓๔๕๖๗๘๙")
 SCHOOL, CENTRE = "school", "centre"
 # {name}: a value from the registration; ⟦…⟧: a fixed phrase kept whole (see letter.toml).
 _MARKUP = re.compile(r"⟦(.*?)⟧|\{(\w+)\}")
+_KIND_WORDS = {CENTRE: ("ศูนย์พัฒนาเด็ก", "ศพด.", "child development cent"), SCHOOL: ("โรงเรียน", "ร.ร.", "school")}
 
 
 @dataclass(frozen=True)
@@ -72,21 +73,35 @@ def _is_thai(ch: str) -> bool:
     return "\u0e00" <= ch <= "\u0e7f"
 
 
-def signatory(data: LetterData) -> str:
+def signatory(institution: str, school_name: str) -> str:
     """The signatory's position: ผู้อำนวยการ + the school, หัวหน้า + the child development centre.
-    The institution's kind word is added when its name lacks it, and a Latin name is set off by a
+    The institution's kind word is put in when its name lacks it, and a Latin name is set off by a
     space (ผู้อำนวยการ Bangkok Pattana)."""
-    w, name = wording(), data.school_name
-    if data.institution == CENTRE:
-        position, word = w["position_centre"], w["centre_word"]
-        name = word + name.removeprefix("ศพด.").lstrip() if name.startswith("ศพด.") else name
-    else:
-        position, word = w["position_school"], w["school_word"]
-    if not _is_thai(name[0]):
-        return f"{position} {name}"
-    if name.startswith(word) or name.startswith("ร.ร."):
-        return position + name
-    return position + word + name
+    w, name = wording(), school_name
+    if institution == CENTRE and name.startswith("ศพด."):
+        name = w["centre_word"] + name.removeprefix("ศพด.").lstrip()
+    position = w[f"position_{institution}"]
+    if named_kind(name) != institution:
+        position += w[f"{institution}_word"] if institution == CENTRE or _is_thai(name[0]) else ""
+    return position + name if _is_thai(name[0]) else f"{position} {name}"
+
+
+def named_kind(name: str) -> str | None:
+    """SCHOOL or CENTRE when the name says which (โรงเรียน…, ศูนย์พัฒนาเด็กเล็ก…, ศพด., … School),
+    else None. The word that comes first decides."""
+    folded = name.casefold()
+    found = [(folded.find(word), kind) for kind, kind_words in _KIND_WORDS.items() for word in kind_words
+             if word in folded]
+    return min(found)[1] if found else None
+
+
+def with_kind(name: str, institution: str) -> str:
+    """The name with the word that says what it is: โรงเรียน / ศูนย์พัฒนาเด็กเล็ก in front of a
+    Thai name, School / Child Development Centre after a Latin one."""
+    w = wording()
+    if _is_thai(name[0]):
+        return w[f"{institution}_word"] + name
+    return f"{name} {w[f'{institution}_word_latin']}"
 
 
 def runs(template: str, fill: dict[str, str]) -> tuple[Run, ...]:
@@ -163,7 +178,8 @@ def content(data: LetterData) -> Content:
         acceptance=lines("acceptance"),
         officer=(*lines("officer_signature"), *lines("officer_name_line"), *lines("officer_role")),
         regards=lines("regards"),
-        signatory=(*lines("signature"), *lines("signature_name"), (Run(signatory(data), keep=True),)),
+        signatory=(*lines("signature"), *lines("signature_name"),
+                   (Run(signatory(data.institution, data.school_name), keep=True),)),
         footer=one("footer"),
         caption=(Run(data.ref, keep=True),),
     )

@@ -218,7 +218,8 @@ def _draw_qr(canvas: Canvas, payload: str, left: float, top: float, side: float)
                 start = c
                 while c < cols and row[c] < 128:
                     c += 1
-                path.rect(left + (4 + start) * module, PAGE_HEIGHT - top - (5 + r) * module, (c - start) * module, module)
+                y = PAGE_HEIGHT - top - (5 + r) * module
+                path.rect(left + (4 + start) * module, y, (c - start) * module, module)
             c += 1
     canvas.drawPath(path, stroke=0, fill=1)
 

@@ -233,7 +233,7 @@ def units(runs: tuple[Run, ...], font: str) -> tuple[Unit, ...]:
 
     def add(text: str, keep: bool) -> None:
         nonlocal spaces
-        if parts and (not spaces and not break_allowed(parts[-1][0], text) or spaces and text[0] in _NO_LINE_START):
+        if parts and ((not spaces and not break_allowed(parts[-1][0], text)) or (spaces and text[0] in _NO_LINE_START)):
             parts[-1][0] += " " * spaces + text
             parts[-1][2] = parts[-1][2] or keep
         else:
@@ -325,7 +325,7 @@ def lay_out(
             used = indent = 0.0
         row.append(unit)  # (a single cluster wider than the line would overflow it: never seen)
         used = indent + w
-    return [_place(row, i == 0 and first_indent or 0.0, i == len(rows) - 1, size, width, space, align)
+    return [_place(row, (i == 0 and first_indent) or 0.0, i == len(rows) - 1, size, width, space, align)
             for i, row in enumerate(rows) if row]
 
 

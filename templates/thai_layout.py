@@ -35,6 +35,9 @@ FONT, FONT_BOLD = "Sarabun", "Sarabun-Bold"
 # as a space, which in Thai ends a phrase).
 SPACE_STRETCH = 0.5
 WORD_STRETCH = 0.125
+# Ink may stand out of a glyph's advance (the head of โ to the left, ์ to the right) by up to this
+# many ems: lines are filled this much short of their width, and such ink is kept inside.
+OVERHANG = 0.06
 
 # Characters that may not start a line: they belong to the consonant before them.
 _NO_LINE_START = set("ะัาำิีึืฺุู็่้๊๋์ํ๎ๅๆฯ") | set(")]},.:;!?%")
@@ -302,6 +305,7 @@ def lay_out(
     """The paragraph broken into lines of at most `width` points (the first `first_indent` less),
     first fit, each line placed by `align` (left, center, right, justify)."""
     space = space_width(font) * size
+    full, width = width, width - OVERHANG * size  # room for ink that overhangs its advance (โ, ์)
     rows: list[list[Unit]] = [[]]
     used = first_indent
     pending = list(units(runs, font))
@@ -325,8 +329,17 @@ def lay_out(
             used = indent = 0.0
         row.append(unit)  # (a single cluster wider than the line would overflow it: never seen)
         used = indent + w
-    return [_place(row, (i == 0 and first_indent) or 0.0, i == len(rows) - 1, size, width, space, align)
+    return [_fitted(row, (i == 0 and first_indent) or 0.0, i == len(rows) - 1, size, full, space, align)
             for i, row in enumerate(rows) if row]
+
+
+def _fitted(row: list[Unit], indent: float, last: bool, size: float, width: float, space: float, align: str) -> Line:
+    """The row placed so that its ink, not only its advances, stays inside the column."""
+    line = _place(row, indent, last, size, width, space, align)
+    left, right = max(0.0, -line.ink.left), max(0.0, line.ink.right - width)
+    if left or right:
+        line = _place(row, indent + left, last, size, width - left - right, space, align)
+    return line
 
 
 def _place(row: list[Unit], indent: float, last: bool, size: float, width: float, space: float,

@@ -54,7 +54,7 @@ async def test_a_name_that_does_not_say_is_asked_about(officer: Officer, answer,
     assert reg.school_name == "บ้านดอนมูล"
     await officer.press(answer)
     assert officer.said("ask_old_tsl")
-    conv, reg = await stored_registration(officer)
+    _, reg = await stored_registration(officer)
     assert reg.school_name == stored
     await finish(officer)
     assert officer.said("ask_letter", signatory=t(f"signatory_{answer[5:]}", "th", position=position))

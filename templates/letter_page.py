@@ -183,8 +183,8 @@ def _compose(c: Content, size: float) -> Page:
 
 
 def _actual_text(text: str) -> str:
-    """A PDF text string: UTF-16BE with its byte-order mark, every byte escaped."""
-    return "(" + "".join(f"\\{byte:03o}" for byte in b"\xfe\xff" + text.encode("utf-16-be")) + ")"
+    """A PDF text string: UTF-16BE with its byte-order mark, in hex."""
+    return "<FEFF" + text.encode("utf-16-be").hex().upper() + ">"
 
 
 def draw(page: Page, seal: str, title: str, author: str, subject: str) -> bytes:

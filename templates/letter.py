@@ -4,7 +4,7 @@ The wording is in `letter.toml`; this module fills it in and says which pieces a
 across lines (names, codes, dates, numbers). templates/letter_page.py places it on one A4 page
 and draws it: see there for the size, leading and margins, and why.
 
-`render_letter` is blocking (about 20 ms): call it from a worker thread.
+`render_letter` is blocking (some tens of milliseconds): call it from a worker thread.
 """
 
 from __future__ import annotations

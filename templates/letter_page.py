@@ -29,7 +29,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import cm
 from reportlab.pdfgen.canvas import Canvas
 
-from templates.thai_layout import FONT, FONT_BOLD, Ink, Line, Run, lay_out, register_fonts
+from templates.thai_layout import FONT, Line, Run, lay_out, register_fonts
 
 if TYPE_CHECKING:
     from templates.letter import Content
@@ -237,5 +237,3 @@ def _draw_line(canvas: Canvas, placed: Placed) -> None:
     canvas.drawText(text)
     canvas.addLiteral("EMC")
 
-
-__all__ = ["BODY_SIZES", "FONT", "FONT_BOLD", "LEADING", "QR_SIZE", "Ink", "Page", "Placed", "compose", "draw"]

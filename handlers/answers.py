@@ -14,6 +14,7 @@ from handlers.states import EDITABLE, HANDLED, Outcome, State
 from handlers.turn import Turn
 from handlers.validation import Invalid
 from storage.models import APPROVED, CANCELLED, DRAFT, Registration
+from templates.letter import SCHOOL, signatory, with_kind
 
 # --- consent -------------------------------------------------------------------------
 
@@ -109,6 +110,21 @@ async def answer_province(turn: Turn, text: str, payload: str | None) -> Outcome
         return Invalid("province_suggest", province.params) if province.params["suggestion"] else province
     turn.reg.province = province
     return None
+
+
+async def answer_institution(turn: Turn, text: str, payload: str | None) -> Outcome:
+    """School or child development centre: the name gets the word that says it (โรงเรียน…,
+    ศูนย์พัฒนาเด็กเล็ก…), so that the letter names the right signatory and the summary shows it."""
+    reg = reg_of(turn)
+    assert reg.school_name and payload
+    kind = payload.removeprefix("kind:")
+    reg.school_name = with_kind(reg.school_name, kind)
+    await turn.audit("institution", kind)
+    return None
+
+
+def institution_question(turn: Turn) -> str:
+    return turn.t("ask_institution", name=reg_of(turn).school_name)
 
 
 # --- old usernames -------------------------------------------------------------------
@@ -220,7 +236,9 @@ def summary_choices(turn: Turn) -> list[Choice]:
 
 def letter_question(turn: Turn) -> str:
     reg = reg_of(turn)
-    return turn.t("ask_letter", signatory=turn.t(f"signatory_{reg.affiliation}"))
+    kind = letter.institution(reg) or SCHOOL
+    position = signatory(kind, reg.school_name or "")
+    return turn.t("ask_letter", signatory=turn.t(f"signatory_{kind}", position=position))
 
 
 def submitted_question(turn: Turn) -> str:

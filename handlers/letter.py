@@ -18,7 +18,7 @@ from handlers.messages import Document
 from handlers.turn import BANGKOK, Turn
 from handlers.validation import Invalid, OfficerName
 from storage.models import LETTER_ISSUED, REJECTED, SUBMITTED, Registration, SignedLetter
-from templates.letter import LetterData, render_letter
+from templates.letter import SCHOOL, LetterData, named_kind, render_letter
 
 # A signed letter is taken for a registration in these statuses (a new photo while waiting
 # for review replaces the one sent before).
@@ -28,6 +28,14 @@ AWAITING_LETTER = (LETTER_ISSUED, REJECTED, SUBMITTED)
 def full_name(reg: Registration) -> str:
     """The officer's name as printed and shown: นางสาวสมศรี ใจดี, Mr. John Smith."""
     return str(OfficerName(reg.officer_title or "", reg.officer_first_name or "", reg.officer_last_name or ""))
+
+
+def institution(reg: Registration) -> str | None:
+    """Who signs: SCHOOL (its director) or CENTRE (its head). OBEC runs schools only; a
+    local-government institution is what its name says, None when the name does not say."""
+    if reg.affiliation == "obec":
+        return SCHOOL
+    return named_kind(reg.school_name or "")
 
 
 def letter_data(reg: Registration, key: bytes) -> LetterData:
@@ -46,6 +54,7 @@ def letter_data(reg: Registration, key: bytes) -> LetterData:
         old_kiddiary_username=reg.old_kiddiary_username or "",
         issued_on=reg.letter_issued_at.astimezone(BANGKOK).date(),
         seal=seal(key, reg.ref, reg.letter_version),
+        institution=institution(reg) or SCHOOL,
     )
 
 

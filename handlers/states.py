@@ -18,6 +18,7 @@ class State(StrEnum):
     SCHOOL_CODE = "school_code"
     SCHOOL_NAME = "school_name"
     PROVINCE = "province"
+    INSTITUTION = "institution"  # school or child development centre, when the name does not say
     OLD_TSL = "old_tsl"
     OLD_KIDDIARY = "old_kiddiary"
     OFFICER_NAME = "officer_name"

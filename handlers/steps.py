@@ -18,6 +18,7 @@ from handlers import validation as v
 from handlers.answers import (
     answer_affiliation,
     answer_consent,
+    answer_institution,
     answer_officer_name,
     answer_phone,
     answer_province,
@@ -25,6 +26,7 @@ from handlers.answers import (
     decision_status,
     discard,
     drop_pending_code,
+    institution_question,
     letter_question,
     officer_name,
     otp_question,
@@ -186,6 +188,13 @@ STEPS: dict[State, Step] = {
         done=lambda t: reg_of(t).province is not None,
         needed=lambda t: not reg_of(t).school_from_directory,
         current=lambda t: reg_of(t).province,
+    ),
+    State.INSTITUTION: Step(
+        3, "title_school", institution_question, answer_institution,
+        done=lambda t: letter.institution(reg_of(t)) is not None,
+        needed=lambda t: reg_of(t).school_name is not None and letter.institution(reg_of(t)) is None,
+        choices=lambda t: [t.button("btn_kind_school", "kind:school"), t.button("btn_kind_centre", "kind:centre")],
+        free_text=False,
     ),
     State.OLD_TSL: Step(
         4, "title_old_tsl", lambda t: t.t("ask_old_tsl"), stored_as(v.tsl_username, "old_tsl_username", optional=True),

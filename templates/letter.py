@@ -1,61 +1,29 @@
-"""The appointment letter (หนังสือแต่งตั้ง) as an A4 PDF, in the style of Thai official letters.
+"""The appointment letter (หนังสือแต่งตั้ง): what it says, from a registration.
 
-Layout after ระเบียบงานสารบรรณ: 3 cm left and 2 cm right margins, Sarabun 16 pt body,
-paragraphs indented 2.5 cm, the date from the middle of the page, Buddhist Era dates and
-Thai numerals in the running text. The wording is in `letter.toml`; this module only
-places it. A QR code in the top right corner carries the sealed registration reference
-(handlers/letter_seal.py) so that the signed photo can be matched to its registration.
+The wording is in `letter.toml`; this module fills it in and says which pieces are never broken
+across lines (names, codes, dates, numbers). templates/letter_page.py places it on one A4 page
+and draws it: see there for the size, leading and margins, and why.
 
-`render_letter` is blocking (about 30–60 ms): call it from a worker thread.
+`render_letter` is blocking (some tens of milliseconds): call it from a worker thread.
 """
 
 from __future__ import annotations
 
-import io
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from reportlab.graphics.barcode.qr import QrCodeWidget
-from reportlab.graphics.shapes import Drawing
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.units import cm
-from reportlab.platypus import Flowable, SimpleDocTemplate, Spacer, Table, TableStyle
-
-from templates.thai_layout import FONT, FONT_BOLD, Style, ThaiParagraph, register_fonts, words
+from templates.letter_page import compose, draw
+from templates.thai_layout import Run, register_fonts, words
 
 THAI_DIGITS = str.maketrans("0123456789", "๐๑๒๓๔๕๖๗๘๙")
-LEFT, RIGHT, TOP, BOTTOM = 3 * cm, 2 * cm, 1.5 * cm, 1.5 * cm
-QR_SIZE = 2.6 * cm
-
-WIDTH = A4[0] - LEFT - RIGHT
-# (font size, line spacing) to try, the official 16 pt first: a very long school or officer
-# name must not push the signatures onto a second page (one sheet is signed and photographed).
-FITS = ((16, 18.5), (16, 17.5), (15, 16.5), (14, 15.5))
-SMALL = Style(size=10, leading=12.5, align="left")
-
-
-@dataclass(frozen=True)
-class Styles:
-    body: Style
-    item: Style
-    plain: Style
-    date: Style
-    title: Style
-    centred: Style
-
-
-def _styles(size: float, leading: float) -> Styles:
-    return Styles(
-        body=Style(size=size, leading=leading, align="justify", first_indent=2.5 * cm),
-        item=Style(size=size, leading=leading, align="left", first_indent=2.5 * cm),
-        plain=Style(size=size, leading=leading, align="left"),
-        date=Style(size=size, leading=leading, align="left", first_indent=WIDTH / 2 - 1.5 * cm),
-        title=Style(font=FONT_BOLD, size=size + 1, leading=leading + 2.5, align="center"),
-        centred=Style(size=size, leading=leading, align="center"),
-    )
+SCHOOL, CENTRE = "school", "centre"
+# {name}: a value from the registration; ⟦…⟧: a fixed phrase kept whole (see letter.toml).
+_MARKUP = re.compile(r"⟦(.*?)⟧|\{(\w+)\}")
+_KIND_WORDS = {CENTRE: ("ศูนย์พัฒนาเด็ก", "ศพด.", "child development cent"), SCHOOL: ("โรงเรียน", "ร.ร.", "school")}
 
 
 @dataclass(frozen=True)
@@ -73,6 +41,7 @@ class LetterData:
     old_kiddiary_username: str
     issued_on: date
     seal: str  # what the QR code carries
+    institution: str = SCHOOL  # who signs: a school's director or a child development centre's head
 
 
 @lru_cache(maxsize=1)
@@ -100,45 +69,81 @@ def _phone(e164: str) -> str:
     return thai_digits(f"{national[:3]}-{national[3:6]}-{national[6:]}")
 
 
-def _lines(text: str, style: Style) -> list[ThaiParagraph]:
-    return [ThaiParagraph(line, style) for line in text.splitlines()]
+def _is_thai(ch: str) -> bool:
+    return "\u0e00" <= ch <= "\u0e7f"
 
 
-def _columns(cells: list[object], widths: list[float]) -> Table:
-    """Flowables side by side, with no padding: the frame's margins are the letter's margins."""
-    table = Table([cells], colWidths=widths)
-    table.setStyle(TableStyle([
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        *((side, (0, 0), (-1, -1), 0) for side in ("LEFTPADDING", "RIGHTPADDING", "TOPPADDING", "BOTTOMPADDING")),
-    ]))
-    return table
+def signatory(institution: str, school_name: str) -> str:
+    """The signatory's position: ผู้อำนวยการ + the school, หัวหน้า + the child development centre.
+    The institution's kind word is put in when its name lacks it, and a Latin name is set off by a
+    space (ผู้อำนวยการ Bangkok Pattana)."""
+    w, name = wording(), school_name
+    if institution == CENTRE and name.startswith("ศพด."):
+        name = w["centre_word"] + name.removeprefix("ศพด.").lstrip()
+    position = w[f"position_{institution}"]
+    if named_kind(name) != institution:
+        position += w[f"{institution}_word"] if institution == CENTRE or _is_thai(name[0]) else ""
+    return position + name if _is_thai(name[0]) else f"{position} {name}"
 
 
-def _qr(payload: str, ref: str) -> list[Flowable]:
-    widget = QrCodeWidget(payload, barLevel="M")
-    x0, y0, x1, y1 = widget.getBounds()
-    drawing = Drawing(QR_SIZE, QR_SIZE, transform=[QR_SIZE / (x1 - x0), 0, 0, QR_SIZE / (y1 - y0), 0, 0])
-    drawing.add(widget)
-    return [drawing, ThaiParagraph(ref, Style(size=8, leading=10, align="center"))]
+def named_kind(name: str) -> str | None:
+    """SCHOOL or CENTRE when the name says which (โรงเรียน…, ศูนย์พัฒนาเด็กเล็ก…, ศพด., … School),
+    else None. The word that comes first decides."""
+    folded = name.casefold()
+    found = [(folded.find(word), kind) for kind, kind_words in _KIND_WORDS.items() for word in kind_words
+             if word in folded]
+    return min(found)[1] if found else None
 
 
-def prepare() -> None:
-    """Load the fonts and the word dictionary now (half a second), not in the first officer's turn."""
-    register_fonts()
-    words("อุ่นเครื่อง")
+def with_kind(name: str, institution: str) -> str:
+    """The name with the word that says what it is: โรงเรียน / ศูนย์พัฒนาเด็กเล็ก in front of a
+    Thai name, School / Child Development Centre after a Latin one."""
+    w = wording()
+    if _is_thai(name[0]):
+        return w[f"{institution}_word"] + name
+    return f"{name} {w[f'{institution}_word_latin']}"
 
 
-def render_letter(data: LetterData) -> bytes:
-    """The letter as PDF bytes, on one A4 page."""
-    register_fonts()
-    for size, leading in FITS:
-        pdf, pages = _build(data, _styles(size, leading))
-        if pages == 1:
-            break
-    return pdf
+def runs(template: str, fill: dict[str, str]) -> tuple[Run, ...]:
+    """A template of letter.toml as runs: placeholders and ⟦…⟧ phrases kept whole."""
+    out: list[Run] = []
+    at = 0
+    for match in _MARKUP.finditer(template):
+        if match.start() > at:
+            out.append(Run(template[at:match.start()]))
+        phrase, name = match.groups()
+        out.append(Run(phrase.format(**fill) if phrase is not None else fill[name], keep=True))
+        at = match.end()
+    if at < len(template):
+        out.append(Run(template[at:]))
+    return tuple(out)
 
 
-def _build(data: LetterData, st: Styles) -> tuple[bytes, int]:
+def plain(paragraph: tuple[Run, ...]) -> str:
+    """What a paragraph says, markup gone."""
+    return "".join(run.text for run in paragraph)
+
+
+@dataclass(frozen=True)
+class Content:
+    """The letter's paragraphs, each as runs, in the order they are placed."""
+
+    number: tuple[Run, ...]
+    address: tuple[tuple[Run, ...], ...]
+    date: tuple[Run, ...]
+    subject: tuple[Run, ...]
+    to: tuple[Run, ...]
+    body: tuple[tuple[Run, ...], ...]  # justified paragraphs
+    items: tuple[tuple[Run, ...], ...]  # the old usernames and the closing line
+    acceptance: tuple[tuple[Run, ...], ...]  # the officer's block: before the space to sign
+    officer: tuple[tuple[Run, ...], ...]  # … and after it
+    regards: tuple[tuple[Run, ...], ...]  # the signatory's block: before the space to sign
+    signatory: tuple[tuple[Run, ...], ...]  # … and after it
+    footer: tuple[Run, ...]
+    caption: tuple[Run, ...]  # under the QR code: the registration's reference
+
+
+def content(data: LetterData) -> Content:
     w = wording()
     fill = {
         "school_name": data.school_name,
@@ -151,42 +156,42 @@ def _build(data: LetterData, st: Styles) -> tuple[bytes, int]:
         "ref": data.ref,
         "version": thai_digits(str(data.version)),
     }
-    signatory = w[f"signatory_{data.affiliation}"].format(**fill)
-    story = [
-        _columns([_lines(w["title"], st.title), _qr(data.seal, data.ref)], [WIDTH - QR_SIZE, QR_SIZE]),
-        *_lines(w["number"], st.plain),
-        _columns(["", _lines(w["address"].format(**fill), st.centred)], [WIDTH * 0.45, WIDTH * 0.55]),
-        Spacer(0, 4),
-        ThaiParagraph(thai_date(data.issued_on), st.date),
-        Spacer(0, 4),
-        ThaiParagraph(w["subject"], st.plain),
-        ThaiParagraph(w["to"], st.plain),
-        Spacer(0, 4),
-        ThaiParagraph(w["purpose"], st.body),
-        ThaiParagraph(w["appointment"].format(**fill), st.body),
-        ThaiParagraph(w["migration"], st.body),
-        ThaiParagraph(w["old_tsl"].format(value=data.old_tsl_username or w["none"]), st.item),
-        ThaiParagraph(w["old_kiddiary"].format(value=data.old_kiddiary_username or w["none"]), st.item),
-        ThaiParagraph(w["closing"], st.item),
-        Spacer(0, 6),
-        _columns([
-            [*_lines(w["acceptance"], st.centred), Spacer(0, 20), *_lines(w["officer_signature"], st.centred),
-             *_lines(w["officer_name_line"].format(**fill), st.centred)],
-            [*_lines(w["regards"], st.centred), Spacer(0, 20), *_lines(w["signature"], st.centred),
-             *_lines(w["signature_name"], st.centred), *_lines(signatory, st.centred)],
-        ], [WIDTH * 0.45, WIDTH * 0.55]),
-    ]
 
-    def decorate(canvas, doc) -> None:
-        footer = ThaiParagraph(w["footer"].format(**fill), SMALL)
-        _, height = footer.wrapOn(canvas, WIDTH, BOTTOM)
-        footer.drawOn(canvas, LEFT, BOTTOM - height - 0.2 * cm)
+    def lines(key: str, **extra: str) -> tuple[tuple[Run, ...], ...]:
+        return tuple(runs(line, fill | extra) for line in w[key].splitlines())
 
-    buffer = io.BytesIO()
-    doc = SimpleDocTemplate(
-        buffer, pagesize=A4, leftMargin=LEFT, rightMargin=RIGHT, topMargin=TOP, bottomMargin=BOTTOM,
-        title=w["title"].replace("\n", ""), author=data.school_name, subject=data.ref,
-        creator="KidDiary registration assistant", initialFontName=FONT,
+    def one(key: str, **extra: str) -> tuple[Run, ...]:
+        return runs(w[key], fill | extra)
+
+    return Content(
+        number=one("number"),
+        address=lines("address"),
+        date=(Run(thai_date(data.issued_on), keep=True),),
+        subject=one("subject"),
+        to=one("to"),
+        body=(one(f"purpose_{data.affiliation}"), one("appointment"), one("migration")),
+        items=(
+            one("old_tsl", value=data.old_tsl_username or w["none"]),
+            one("old_kiddiary", value=data.old_kiddiary_username or w["none"]),
+            one("closing"),
+        ),
+        acceptance=lines("acceptance"),
+        officer=(*lines("officer_signature"), *lines("officer_name_line"), *lines("officer_role")),
+        regards=lines("regards"),
+        signatory=(*lines("signature"), *lines("signature_name"),
+                   (Run(signatory(data.institution, data.school_name), keep=True),)),
+        footer=one("footer"),
+        caption=(Run(data.ref, keep=True),),
     )
-    doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
-    return buffer.getvalue(), doc.page
+
+
+def prepare() -> None:
+    """Load the fonts and the word dictionary now (half a second), not in the first officer's turn."""
+    register_fonts()
+    words("อุ่นเครื่อง")
+
+
+def render_letter(data: LetterData) -> bytes:
+    """The letter as PDF bytes, on one A4 page."""
+    page = compose(content(data))
+    return draw(page, data.seal, wording()["title"], data.school_name, data.ref)

@@ -1,28 +1,43 @@
-"""Thai paragraphs for reportlab: shaped by harfbuzz, broken only between words.
+"""Thai lines for the letter: shaped by harfbuzz, broken only where a line may end, justified
+within limits. Geometry only; templates/letter_page.py places the lines on the page and draws them.
 
-reportlab's own Paragraph breaks lines at spaces, and breaks a long "word" anywhere.
-Thai writes a sentence without spaces, so it would cut syllables apart (ก|าร); and
-without shaping, tone marks collide with upper vowels (ที่). Here a paragraph is cut
-into words by pythainlp's dictionary segmenter (newmm), lines are filled word by word
-with widths measured on the shaped text, and justified lines spread their slack over
-the word boundaries. Nothing is inserted into the text: no zero-width spaces to show up.
+Why not reportlab's Paragraph: it breaks lines at spaces only (Thai writes a sentence without
+them), breaks a long "word" anywhere (cutting syllables apart), and justifies by widening every
+gap. Here a paragraph is a list of runs:
+
+- a *kept* run (a name, a code, a date, a number) is one unit: never broken across lines and
+  never stretched inside. Only a kept run wider than a whole line is broken, at its own spaces
+  first, then between words, never inside a cluster;
+- the rest is cut into words by pythainlp's dictionary segmenter (newmm); a line may end at a
+  space or between two words, never before a vowel or mark, never after an opening bracket;
+- a justified line takes its slack at its spaces first (up to SPACE_STRETCH each), then at the
+  word boundaries inside phrases (up to WORD_STRETCH each); when that is not enough it stays
+  ragged rather than showing holes.
+
+Each unit is shaped once per process, in em (a size only scales it), with the ink extents of its
+glyph outlines, so that the page can space lines by their real ink rather than a guessed leading.
+Nothing is inserted into the text: what a line says is exactly what was written.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
 import fontpkg_sarabun
 from reportlab.pdfbase import pdfmetrics, ttfonts
 from reportlab.pdfbase.ttfonts import ShapedStr, TTFont, shapeStr
-from reportlab.platypus import Flowable
 
 FONT, FONT_BOLD = "Sarabun", "Sarabun-Bold"
-# A justified line spreads its slack over its word boundaries, as word processors justify Thai;
-# past this much extra per boundary (in ems) the gaps would show, and the line stays ragged.
-MAX_STRETCH = 0.35
+# Extra width a justified line may give each gap, in ems: a space may widen by half an em (the
+# gap still reads as one space); a word boundary inside a phrase by an eighth (it must not read
+# as a space, which in Thai ends a phrase).
+SPACE_STRETCH = 0.5
+WORD_STRETCH = 0.125
+# Ink may stand out of a glyph's advance (the head of โ to the left, ์ to the right) by up to this
+# many ems: lines are filled this much short of their width, and such ink is kept inside.
+OVERHANG = 0.06
 
 # Characters that may not start a line: they belong to the consonant before them.
 _NO_LINE_START = set("ะัาำิีึืฺุู็่้๊๋์ํ๎ๅๆฯ") | set(")]},.:;!?%")
@@ -43,13 +58,12 @@ def register_fonts() -> tuple[str, str]:
 
 
 def _map_shaped_glyphs_to_text() -> None:
-    """Make text copied or extracted from the PDF read as typed.
+    """Give positioned glyph variants a ToUnicode entry, for readers that ignore /ActualText.
 
-    Shaping swaps some tone marks and vowels for positioned variants (Sarabun's
-    `uni0E48.small`, `uni0E4D0E48`, …) that have no code point; reportlab gives them
-    private-use code points, so the PDF's ToUnicode map said U+E000 where ที่ has ่.
-    This wraps reportlab's ToUnicode builder to map those glyphs back to the characters
-    their names spell (the tone mark first, as it is typed)."""
+    Shaping swaps some marks for variants without a code point (Sarabun's `uni0E48.small`,
+    `uni0E0D.descless`, …); reportlab gives them private-use code points. The letter's text is
+    carried by /ActualText (letter_page.py); this maps those glyphs back to the characters their
+    names spell too, so that even a reader that ignores /ActualText finds no private-use text."""
     original = ttfonts.makeToUnicodeCMap
     if getattr(original, "maps_shaped_glyphs", False):
         return
@@ -60,7 +74,7 @@ def _map_shaped_glyphs_to_text() -> None:
                      if fontname.split("+", 1)[-1].startswith(f.face.name.decode())), None)
         if font is None:
             return cmap
-        hb_font = font.hbFont()
+        hb_font = _hb_font(font.fontName)
         for code, value in enumerate(subset):
             if 0xE000 <= value < 0xF900 and (gid := font.face.charToGlyph.get(value)) is not None:
                 chars = _chars_of_glyph(hb_font.glyph_to_string(gid))
@@ -82,6 +96,11 @@ def _chars_of_glyph(name: str) -> str:
     return "".join(sorted(chars, key=lambda ch: ch not in "\u0e48\u0e49\u0e4a\u0e4b"))
 
 
+@lru_cache(maxsize=4)
+def _hb_font(font: str):  # -> uharfbuzz.Font
+    return pdfmetrics.getFont(font).hbFont()
+
+
 @lru_cache(maxsize=1)
 def _tokenizer():
     """pythainlp's newmm segmenter, its dictionary loaded once per process."""
@@ -91,9 +110,11 @@ def _tokenizer():
     return word_tokenize
 
 
-def words(text: str) -> list[str]:
-    """The text cut at Thai word boundaries (and at spaces, kept as tokens)."""
-    return _tokenizer()(text, engine="newmm", keep_whitespace=True)
+@lru_cache(maxsize=1024)
+def words(text: str) -> tuple[str, ...]:
+    """The text cut at Thai word boundaries (and at spaces, kept as tokens). The letter's fixed
+    wording is the same in every letter, so its segmentation is remembered."""
+    return tuple(_tokenizer()(text, engine="newmm", keep_whitespace=True))
 
 
 def _letter_or_mark(ch: str) -> bool:
@@ -120,149 +141,229 @@ def clusters(text: str) -> list[str]:
     return out
 
 
+# --- shaping ---------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class Style:
-    font: str = FONT
-    size: float = 16
-    leading: float = 22
-    align: str = "justify"  # justify | left | center | right
-    first_indent: float = 0
-    space_before: float = 0
-    space_after: float = 0
+class Ink:
+    """A glyph run's ink box in ems from its origin, y up. All zero when nothing is drawn."""
+
+    left: float = 0.0
+    bottom: float = 0.0
+    right: float = 0.0
+    top: float = 0.0
+
+    def union(self, other: Ink, dx: float = 0.0) -> Ink:
+        if other.left == other.right:
+            return self
+        if self.left == self.right:
+            return Ink(other.left + dx, other.bottom, other.right + dx, other.top)
+        return Ink(min(self.left, other.left + dx), min(self.bottom, other.bottom),
+                   max(self.right, other.right + dx), max(self.top, other.top))
 
 
-@dataclass
-class Piece:
-    source: str  # the text as written
-    shaped: str  # as drawn: a ShapedStr when shaping changed anything
-    width: float
-    spaces: int  # how many spaces separated it from the previous piece
+@dataclass(frozen=True)
+class Shaped:
+    text: str  # as written
+    glyphs: str  # what the canvas draws: reportlab's ShapedStr (harfbuzz positions), or the text
+    advance: float  # ems
+    ink: Ink
 
 
-@dataclass
-class Line:
-    space: float  # the width of a space in the paragraph's font
-    indent: float = 0
-    pieces: list[Piece] = field(default_factory=list)
-    last: bool = False  # the paragraph's last line is never stretched
+@lru_cache(maxsize=8192)
+def shape(text: str, font: str) -> Shaped:
+    """`text` shaped by harfbuzz (through reportlab, which then draws exactly these positions),
+    with the ink box of its glyph outlines."""
+    register_fonts()
+    ttf = pdfmetrics.getFont(font)
+    glyphs = shapeStr(text, font, 1000)
+    hb_font = _hb_font(font)
+    upem = hb_font.face.upem
+    if isinstance(glyphs, ShapedStr) and glyphs.__shapeData__:
+        placed = [(ch, d.x_offset, d.y_offset, d.x_advance) for ch, d in zip(glyphs, glyphs.__shapeData__, strict=True)]
+    else:
+        glyphs = text
+        placed = [(ch, 0, 0, ttf.stringWidth(ch, 1000)) for ch in text]
+    ink, pen = Ink(), 0.0
+    for ch, x_offset, y_offset, x_advance in placed:
+        gid = ttf.face.charToGlyph.get(ord(ch))
+        extents = hb_font.get_glyph_extents(gid) if gid is not None else None
+        if extents is not None and extents.width and extents.height:
+            left = (pen + x_offset) / 1000 + extents.x_bearing / upem
+            top = y_offset / 1000 + extents.y_bearing / upem
+            ink = ink.union(Ink(left, top + extents.height / upem, left + extents.width / upem, top))
+        pen += x_advance
+    return Shaped(text, glyphs, pen / 1000, ink)
 
-    @property
-    def width(self) -> float:
-        return sum(p.width for p in self.pieces) + sum(self.space * p.spaces for p in self.pieces[1:])
+
+@lru_cache(maxsize=4)
+def space_width(font: str) -> float:
+    """The width of a space, in ems."""
+    register_fonts()
+    return pdfmetrics.stringWidth(" ", font, 1)
+
+
+# --- units: what a line is made of -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """A piece of a paragraph as written. `keep`: a name, code, date or number."""
+
+    text: str
+    keep: bool = False
+
+
+@dataclass(frozen=True)
+class Unit:
+    shaped: Shaped
+    spaces: int  # spaces before it in the text; 0: a word boundary inside a phrase
+    keep: bool
+    stretch: bool = True  # may justification widen the gap before it (not inside a broken name)
 
     @property
     def text(self) -> str:
-        return "".join(" " * (p.spaces if i else 0) + p.source for i, p in enumerate(self.pieces))
+        return self.shaped.text
 
 
-def _shape(text: str, font: str, size: float) -> tuple[str, float]:
-    shaped = shapeStr(text, font, size)
-    if isinstance(shaped, ShapedStr) and shaped.__shapeData__:
-        return shaped, sum(d.x_advance for d in shaped.__shapeData__) * size / 1000
-    return text, pdfmetrics.stringWidth(text, font, size)
-
-
-def chunks(text: str) -> list[tuple[str, int]]:
-    """(unbreakable run, spaces before it) pairs: a line may end only between two of them."""
-    out: list[tuple[str, int]] = []
+@lru_cache(maxsize=256)
+def units(runs: tuple[Run, ...], font: str) -> tuple[Unit, ...]:
+    """The paragraph as units a line may end between (every unit but the first may start a line).
+    What may not be separated (a vowel from its consonant, a bracket from its word, a kept run)
+    is one unit."""
+    parts: list[list] = []  # [text, spaces before, keep]
     spaces = 0
-    for token in words(text):
-        if token.isspace():
-            spaces += len(token)
-            continue
-        if out and not spaces and not break_allowed(out[-1][0], token):
-            out[-1] = (out[-1][0] + token, out[-1][1])
+
+    def add(text: str, keep: bool) -> None:
+        nonlocal spaces
+        if parts and ((not spaces and not break_allowed(parts[-1][0], text)) or (spaces and text[0] in _NO_LINE_START)):
+            parts[-1][0] += " " * spaces + text
+            parts[-1][2] = parts[-1][2] or keep
         else:
-            out.append((token, spaces))
+            parts.append([text, spaces if parts else 0, keep])
         spaces = 0
-    return out
 
-
-def lay_out(text: str, style: Style, width: float) -> list[Line]:
-    space = pdfmetrics.stringWidth(" ", style.font, style.size)
-    lines = [Line(space, indent=style.first_indent)]
-    for run, spaces in chunks(text):
-        piece = Piece(run, *_shape(run, style.font, style.size), spaces=spaces)
-        line = lines[-1]
-        room = width - line.indent - line.width - (space * spaces if line.pieces else 0)
-        if piece.width <= room or (not line.pieces and piece.width <= width - line.indent):
-            line.pieces.append(piece)
+    for run in runs:
+        if run.keep:
+            text = run.text.strip(" ")
+            spaces += len(run.text) - len(run.text.lstrip(" "))
+            if text:
+                add(text, True)
+            spaces += len(run.text) - len(run.text.rstrip(" ")) if text else 0
             continue
-        if line.pieces:
-            lines.append(line := Line(space))
-        if piece.width <= width:
-            line.pieces.append(replace(piece, spaces=0))
+        for token in words(run.text):
+            if token.isspace():
+                spaces += len(token)
+            else:
+                add(token, False)
+    return tuple(Unit(shape(text, font), n, keep) for text, n, keep in parts)
+
+
+def _split(unit: Unit, font: str) -> list[Unit]:
+    """A unit wider than a whole line, in smaller units: at its spaces, else between its words,
+    else between clusters. Only ever used for a run that cannot fit on any line."""
+    text = unit.text
+    if " " in text:
+        pieces = text.split(" ")
+        spaces = [unit.spaces] + [1] * (len(pieces) - 1)
+        out, pending = [], 0
+        for piece, n in zip(pieces, spaces, strict=True):
+            if piece:
+                out.append(Unit(shape(piece, font), n + pending if out else unit.spaces, unit.keep,
+                                stretch=not unit.keep if out else unit.stretch))
+                pending = 0
+            else:
+                pending += 1
+        return out
+    tokens = [t for t in words(text) if not t.isspace()]
+    if len(tokens) == 1:
+        tokens = clusters(text)
+    return [Unit(shape(t, font), unit.spaces if i == 0 else 0, unit.keep, stretch=unit.stretch if i == 0 else False)
+            for i, t in enumerate(tokens)]
+
+
+# --- lines -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    units: tuple[Unit, ...]
+    xs: tuple[float, ...]  # where each unit starts, points from the left of the column
+    size: float
+    ink: Ink  # in points from the line's origin (left of the column, baseline), y up
+
+    @property
+    def text(self) -> str:
+        """The line as written: its units with the spaces between them."""
+        return "".join(" " * u.spaces * bool(i) + u.text for i, u in enumerate(self.units))
+
+
+def lay_out(
+    runs: tuple[Run, ...], font: str, size: float, width: float,
+    align: str = "left", first_indent: float = 0.0,
+) -> list[Line]:
+    """The paragraph broken into lines of at most `width` points (the first `first_indent` less),
+    first fit, each line placed by `align` (left, center, right, justify)."""
+    space = space_width(font) * size
+    full, width = width, width - OVERHANG * size  # room for ink that overhangs its advance (โ, ์)
+    rows: list[list[Unit]] = [[]]
+    used = first_indent
+    pending = list(units(runs, font))
+    pending.reverse()
+    while pending:
+        unit = pending.pop()
+        row = rows[-1]
+        indent = first_indent if len(rows) == 1 else 0.0
+        w = unit.shaped.advance * size
+        gap = space * unit.spaces if row else 0.0
+        if used + gap + w <= width + 1e-6:
+            row.append(unit)
+            used += gap + w
             continue
-        # One run wider than the line (a long URL or name): cut between clusters, never inside one.
-        for cluster in clusters(run):
-            part = Piece(cluster, *_shape(cluster, style.font, style.size), spaces=0)
-            if line.pieces and line.width + part.width > width:
-                lines.append(line := Line(space))
-            line.pieces.append(part)
-    lines[-1].last = True
-    return [line for line in lines if line.pieces]
+        parts = _split(unit, font) if w > width - (0.0 if row else indent) + 1e-6 else [unit]
+        if len(parts) > 1:  # wider than a whole line: broken where it stands, filling this line first
+            pending.extend(reversed(parts))
+            continue
+        if row:  # the line is full: this unit starts the next one
+            rows.append(row := [])
+            used = indent = 0.0
+        row.append(unit)  # (a single cluster wider than the line would overflow it: never seen)
+        used = indent + w
+    return [_fitted(row, (i == 0 and first_indent) or 0.0, i == len(rows) - 1, size, full, space, align)
+            for i, row in enumerate(rows) if row]
 
 
-class ThaiParagraph(Flowable):
-    """A platypus flowable: one paragraph of Thai (or mixed) text in one font."""
+def _fitted(row: list[Unit], indent: float, last: bool, size: float, width: float, space: float, align: str) -> Line:
+    """The row placed so that its ink, not only its advances, stays inside the column."""
+    line = _place(row, indent, last, size, width, space, align)
+    left, right = max(0.0, -line.ink.left), max(0.0, line.ink.right - width)
+    if left or right:
+        line = _place(row, indent + left, last, size, width - left - right, space, align)
+    return line
 
-    def __init__(self, text: str, style: Style) -> None:
-        super().__init__()
-        self.text, self.style = text, style
-        self.lines: list[Line] = []
-        self._laid_out_for: float | None = None
 
-    def wrap(self, available_width: float, available_height: float) -> tuple[float, float]:
-        if self._laid_out_for != available_width:
-            self.lines = lay_out(self.text, self.style, available_width)
-            self._laid_out_for = available_width
-        self.width = available_width
-        return available_width, len(self.lines) * self.style.leading
-
-    def getSpaceBefore(self) -> float:
-        return self.style.space_before
-
-    def getSpaceAfter(self) -> float:
-        return self.style.space_after
-
-    def split(self, available_width: float, available_height: float) -> list[Flowable]:
-        self.wrap(available_width, available_height)
-        fit = int(available_height // self.style.leading)
-        if fit <= 0 or fit >= len(self.lines):
-            return []
-        head, tail = ThaiParagraph(self.text, self.style), ThaiParagraph(self.text, self.style)
-        head.lines, tail.lines = self.lines[:fit], self.lines[fit:]
-        head._laid_out_for = tail._laid_out_for = available_width
-        head.lines[-1] = replace(head.lines[-1], last=False)
-        return [head, tail]
-
-    def draw(self) -> None:
-        canvas, style = self.canv, self.style
-        canvas.setFont(style.font, style.size)
-        # The baseline sits a little above the bottom of the line box, like reportlab's own.
-        y = len(self.lines) * style.leading - style.size
-        for line in self.lines:
-            self._draw_line(line, y)
-            y -= style.leading
-
-    def _draw_line(self, line: Line, y: float) -> None:
-        style, available = self.style, self.width - line.indent
-        slack = available - line.width
-        gaps = len(line.pieces) - 1
-        stretch = 0.0
-        x = line.indent
-        if style.align == "justify" and not line.last and gaps and slack / gaps <= style.size * MAX_STRETCH:
-            stretch = slack / gaps
-        elif style.align == "center":
-            x += slack / 2
-        elif style.align == "right":
-            x += slack
-        text = self.canv.beginText(x, y)
-        text.setFont(style.font, style.size)
-        for i, piece in enumerate(line.pieces):
-            if i:
-                x += line.space * piece.spaces + stretch
-                text.setTextOrigin(x, y)
-            text.textOut(piece.shaped)
-            x += piece.width
-        self.canv.drawText(text)
+def _place(row: list[Unit], indent: float, last: bool, size: float, width: float, space: float,
+           align: str) -> Line:
+    natural = sum(u.shaped.advance for u in row) * size + space * sum(u.spaces for u in row[1:])
+    slack = width - indent - natural
+    space_gaps = sum(1 for u in row[1:] if u.spaces and u.stretch)
+    word_gaps = sum(1 for u in row[1:] if not u.spaces and u.stretch)
+    extra_space = extra_word = 0.0
+    x = indent
+    if align == "justify" and not last and slack > 0:
+        if slack <= size * (SPACE_STRETCH * space_gaps + WORD_STRETCH * word_gaps) + 1e-6:
+            extra_space = min(slack / space_gaps, SPACE_STRETCH * size) if space_gaps else 0.0
+            extra_word = (slack - extra_space * space_gaps) / word_gaps if word_gaps else 0.0
+    elif align == "center":
+        x += slack / 2
+    elif align == "right":
+        x += slack
+    xs, ink = [], Ink()
+    for i, unit in enumerate(row):
+        if i:
+            x += space * unit.spaces + (0.0 if not unit.stretch else extra_space if unit.spaces else extra_word)
+        xs.append(x)
+        u = unit.shaped.ink
+        ink = ink.union(Ink(u.left * size, u.bottom * size, u.right * size, u.top * size), dx=x)
+        x += unit.shaped.advance * size
+    return Line(tuple(row), tuple(xs), size, ink)

@@ -47,7 +47,7 @@ async def test_whole_registration(officer: Officer, repo, sms):
     await officer.press("confirm")
     conv, reg = await stored(officer)
     assert officer.said("confirmed", ref=reg.ref)
-    assert officer.said("ask_letter", signatory=t("signatory_obec", "th"))
+    assert officer.said("ask_letter", signatory=t("signatory_school", "th", position="ผู้อำนวยการโรงเรียนบ้านหนองบัว"))
     document = officer.replies[-1].document
     assert document.data.startswith(b"%PDF-") and document.filename == f"KidDiary-{reg.ref}-1.pdf"
     assert conv.state == "letter"
@@ -71,7 +71,8 @@ async def test_lao_affiliation_names_the_right_signatory(officer: Officer):
         await officer.say(answer)
     await officer.say(officer.sms.last_code())
     await officer.press("confirm")
-    assert officer.said("ask_letter", signatory=t("signatory_lao", "th"))
+    # The name says it is a school: its director signs, and nobody asks.
+    assert officer.said("ask_letter", signatory=t("signatory_school", "th", position="ผู้อำนวยการโรงเรียนบ้านหนองบัว"))
 
 
 async def test_consent_declined_stores_nothing(officer: Officer, repo):

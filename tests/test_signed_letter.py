@@ -49,7 +49,8 @@ def phone_photo(pdf: bytes, angle: float = 6, megapixels: float = 2, fmt: str = 
 def without_qr(pdf: bytes) -> bytes:
     """A photo where the QR code is covered (a thumb, glare, a crop)."""
     image = page_image(pdf)
-    ImageDraw.Draw(image).rectangle((image.width * 0.72, 0, image.width, image.height * 0.16), fill="white")
+    # The QR code stands at the top left, under "ที่" (templates/letter_page.py).
+    ImageDraw.Draw(image).rectangle((0, 0, image.width * 0.42, image.height * 0.25), fill="white")
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=80)
     return buffer.getvalue()

@@ -95,7 +95,7 @@ async def test_letter_at_the_letter_step_asks_for_the_photo(officer: Officer, re
     await at_letter_step(officer)
     pdf = letter_pdf(officer)
     await officer.say("/letter")
-    assert officer.said("ask_letter", signatory=t("signatory_obec", "th"))
+    assert officer.said("ask_letter", signatory=t("signatory_school", "th", position="ผู้อำนวยการโรงเรียนบ้านหนองบัว"))
     assert [c.action for c in officer.replies[-1].choices][:2] == ["camera", "camera_roll"]
     await send(officer, phone_photo(pdf))
     await menu(officer, "cmd:letter")  # in, waiting for the reviewers

@@ -115,7 +115,8 @@ async def test_the_menu_letter_button_asks_for_the_photo_or_says_why_not(line: t
 
     await test_line.register_until_letter(user)
     messages = await user.press("cmd:letter")
-    assert t("ask_letter", "th", signatory=t("signatory_obec", "th")) in texts(messages)
+    signatory = t("signatory_school", "th", position="ผู้อำนวยการโรงเรียนบ้านหนองบัว")
+    assert t("ask_letter", "th", signatory=signatory) in texts(messages)
     assert [a["type"] for a in quick(messages)][:2] == ["camera", "cameraRoll"]
 
 

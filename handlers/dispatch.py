@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from handlers import attachments, conversation, directory, directory_import, otp
+from handlers import attachments, conversation, directory, directory_import, letter_check, otp
 from handlers.messages import Address, Inbound, Kind, Outbound, Sms, encode, encode_sms
 from handlers.provisioning import Provisioner, hash_password
 from handlers.steps import State
@@ -215,6 +215,9 @@ class Dispatcher:
                 else:
                     inspection = await asyncio.to_thread(attachments.inspect, attachment.data,
                                                          attachment.declared_size)
+                    if isinstance(inspection, attachments.Inspection) and inspection.qr_codes:
+                        # Held against the letter its seal names: a short read, then a worker thread.
+                        inspection = await letter_check.against_letter(self.repo, self.settings, inspection)
             async with self.repo.transaction():
                 event_id = inbound.event_id
                 if event_id and not await self.repo.events.claim(inbound.channel, event_id, self.clock()):

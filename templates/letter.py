@@ -4,7 +4,9 @@ Layout after ระเบียบงานสารบรรณ: 3 cm left and 
 paragraphs indented 2.5 cm, the date from the middle of the page, Buddhist Era dates and
 Thai numerals in the running text. The wording is in `letter.toml`; this module only
 places it. A QR code in the top right corner carries the sealed registration reference
-(handlers/letter_seal.py) so that the signed photo can be matched to its registration.
+(handlers/letter_seal.py) so that the signed photo can be matched to its registration; its
+corners also tell where the page is in a photo, so `letter_layout` records where the QR code and
+the signature boxes were drawn (handlers/signatures.py looks for ink there).
 
 `render_letter` is blocking (about 30–60 ms): call it from a worker thread.
 """
@@ -28,7 +30,9 @@ from templates.thai_layout import FONT, FONT_BOLD, Style, ThaiParagraph, registe
 
 THAI_DIGITS = str.maketrans("0123456789", "๐๑๒๓๔๕๖๗๘๙")
 LEFT, RIGHT, TOP, BOTTOM = 3 * cm, 2 * cm, 1.5 * cm, 1.5 * cm
-QR_SIZE = 2.6 * cm
+# 4 cm: phone photos of the whole page (tilted, blurred, compressed, in shadow) read it nine times
+# in ten or more, where 2.6 cm read three in four (benchmarks/qr_photos.py).
+QR_SIZE = 4.0 * cm
 
 WIDTH = A4[0] - LEFT - RIGHT
 # (font size, line spacing) to try, the official 16 pt first: a very long school or officer
@@ -75,6 +79,35 @@ class LetterData:
     seal: str  # what the QR code carries
 
 
+Rect = tuple[float, float, float, float]  # x0, y0, x1, y1 in points from the page's bottom left
+
+
+@dataclass(frozen=True)
+class LetterLayout:
+    pdf: bytes
+    page_size: tuple[float, float]  # points
+    qr: Rect
+    signatures: tuple[Rect, ...]  # the spaces left for the officer's and the signatory's signatures
+
+
+class _Marked(Flowable):
+    """A flowable drawn as it is, whose place on the page is recorded under `name`."""
+
+    def __init__(self, inner: Flowable, name: str, marks: dict[str, Rect]) -> None:
+        super().__init__()
+        self.inner, self.name, self.marks = inner, name, marks
+
+    def wrap(self, available_width: float, available_height: float) -> tuple[float, float]:
+        _, self.height = self.inner.wrap(available_width, available_height)
+        self.width = available_width
+        return self.width, self.height
+
+    def draw(self) -> None:
+        x, y = self.canv.absolutePosition(0, 0)
+        self.marks[self.name] = (x, y, x + self.width, y + self.height)
+        self.inner.drawOn(self.canv, 0, 0)
+
+
 @lru_cache(maxsize=1)
 def wording() -> dict[str, str]:
     with (Path(__file__).parent / "letter.toml").open("rb") as f:
@@ -114,12 +147,16 @@ def _columns(cells: list[object], widths: list[float]) -> Table:
     return table
 
 
-def _qr(payload: str, ref: str) -> list[Flowable]:
+def _qr(payload: str, ref: str, marks: dict[str, Rect]) -> list[Flowable]:
     widget = QrCodeWidget(payload, barLevel="M")
     x0, y0, x1, y1 = widget.getBounds()
     drawing = Drawing(QR_SIZE, QR_SIZE, transform=[QR_SIZE / (x1 - x0), 0, 0, QR_SIZE / (y1 - y0), 0, 0])
     drawing.add(widget)
-    return [drawing, ThaiParagraph(ref, Style(size=8, leading=10, align="center"))]
+    # The symbol itself lies inside the widget's quiet zone: a reader's corners are the symbol's.
+    widget.qr.make()
+    quiet = QR_SIZE * widget.barBorder / (widget.qr.getModuleCount() + 2 * widget.barBorder)
+    marks["qr_quiet"] = (quiet, quiet, quiet, quiet)
+    return [_Marked(drawing, "qr_drawing", marks), ThaiParagraph(ref, Style(size=8, leading=10, align="center"))]
 
 
 def prepare() -> None:
@@ -130,15 +167,33 @@ def prepare() -> None:
 
 def render_letter(data: LetterData) -> bytes:
     """The letter as PDF bytes, on one A4 page."""
+    return letter_layout(data).pdf
+
+
+def letter_layout(data: LetterData) -> LetterLayout:
+    """The letter, and where its QR code and signature boxes are on the page."""
     register_fonts()
     for size, leading in FITS:
-        pdf, pages = _build(data, _styles(size, leading))
+        marks: dict[str, Rect] = {}
+        pdf, pages = _build(data, _styles(size, leading), marks)
         if pages == 1:
             break
-    return pdf
+    return LetterLayout(pdf, A4, _qr_symbol(marks), tuple(
+        _union(marks[f"{who}_space"], marks[f"{who}_line"]) for who in ("officer", "signatory")
+    ))
 
 
-def _build(data: LetterData, st: Styles) -> tuple[bytes, int]:
+def _qr_symbol(marks: dict[str, Rect]) -> Rect:
+    x0, _, _, y1 = marks["qr_drawing"]
+    quiet = marks["qr_quiet"][0]
+    return x0 + quiet, y1 - QR_SIZE + quiet, x0 + QR_SIZE - quiet, y1 - quiet
+
+
+def _union(a: Rect, b: Rect) -> Rect:
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
+def _build(data: LetterData, st: Styles, marks: dict[str, Rect]) -> tuple[bytes, int]:
     w = wording()
     fill = {
         "school_name": data.school_name,
@@ -153,7 +208,7 @@ def _build(data: LetterData, st: Styles) -> tuple[bytes, int]:
     }
     signatory = w[f"signatory_{data.affiliation}"].format(**fill)
     story = [
-        _columns([_lines(w["title"], st.title), _qr(data.seal, data.ref)], [WIDTH - QR_SIZE, QR_SIZE]),
+        _columns([_lines(w["title"], st.title), _qr(data.seal, data.ref, marks)], [WIDTH - QR_SIZE, QR_SIZE]),
         *_lines(w["number"], st.plain),
         _columns(["", _lines(w["address"].format(**fill), st.centred)], [WIDTH * 0.45, WIDTH * 0.55]),
         Spacer(0, 4),
@@ -170,9 +225,11 @@ def _build(data: LetterData, st: Styles) -> tuple[bytes, int]:
         ThaiParagraph(w["closing"], st.item),
         Spacer(0, 6),
         _columns([
-            [*_lines(w["acceptance"], st.centred), Spacer(0, 20), *_lines(w["officer_signature"], st.centred),
+            [*_lines(w["acceptance"], st.centred), _Marked(Spacer(0, 20), "officer_space", marks),
+             _Marked(ThaiParagraph(w["officer_signature"], st.centred), "officer_line", marks),
              *_lines(w["officer_name_line"].format(**fill), st.centred)],
-            [*_lines(w["regards"], st.centred), Spacer(0, 20), *_lines(w["signature"], st.centred),
+            [*_lines(w["regards"], st.centred), _Marked(Spacer(0, 20), "signatory_space", marks),
+             _Marked(ThaiParagraph(w["signature"], st.centred), "signatory_line", marks),
              *_lines(w["signature_name"], st.centred), *_lines(signatory, st.centred)],
         ], [WIDTH * 0.45, WIDTH * 0.55]),
     ]

@@ -30,7 +30,7 @@ MAX_PIXELS = 40_000_000
 # A camera JPEG carrying a second picture (a depth map, a preview) opens as MPO: it is a JPEG.
 IMAGE_FORMATS = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "HEIF": "image/heic",
                  "WEBP": "image/webp"}
-PDF_DPI = 200  # the letter's QR code at 12 pixels a module, small enough to stay fast
+PDF_DPI = 200  # the letter's QR code at about 10 pixels a module, small enough to stay fast
 QR_SIDE = 2500  # larger photos are read at this size first; QR codes survive the shrink
 RETRY_SCALE = 2  # nothing found: read once more enlarged (a far, small QR code)
 RETRY_PIXELS = 20_000_000  # …unless the enlarged picture would be larger than this

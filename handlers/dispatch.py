@@ -98,15 +98,25 @@ class Dispatcher:
         # Called with the rows each commit added to the outbox (the delivery workers take them).
         self.on_commit: Callable[[list[OutboxRow]], None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._in_flight = 0  # turns being handled
+        self._quiet = asyncio.Event()  # set while none is
+        self._quiet.set()
 
     async def handle(self, inbound: Inbound, busy: Busy | None = None) -> list[Outbound]:
         """Handle `inbound`; the messages it committed to the outbox (for the console and tests:
         the delivery workers send them). `busy` is awaited before decoding an attachment, for
         channels that can show the user a "working on it" sign."""
-        async with self.locks.hold((inbound.channel, inbound.user_id)):
-            if busy is not None and inbound.attachment is not None:
-                await busy()
-            turn, rows, apology = await self._turn(inbound)
+        self._in_flight += 1
+        self._quiet.clear()
+        try:
+            async with self.locks.hold((inbound.channel, inbound.user_id)):
+                if busy is not None and inbound.attachment is not None:
+                    await busy()
+                turn, rows, apology = await self._turn(inbound)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._quiet.set()
         self._committed(rows)
         if turn is None:
             return apology
@@ -119,9 +129,13 @@ class Dispatcher:
         return turn.replies
 
     async def settle(self) -> None:
-        """Until the work a turn left running (making accounts) is done: tests, a graceful stop."""
-        while self._background:
-            await asyncio.wait(set(self._background))
+        """Until the turns under way (a photo's checks take a second or two) and the work they left
+        running (making accounts) are done: tests, a graceful stop."""
+        while self._background or self._in_flight:
+            if self._in_flight:
+                await self._quiet.wait()
+            else:
+                await asyncio.wait(set(self._background))
 
     def _committed(self, rows: list[OutboxRow]) -> None:
         if rows and self.on_commit is not None:

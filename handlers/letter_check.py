@@ -15,7 +15,7 @@ import dataclasses
 import logging
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from handlers import signatures
 from handlers.attachments import Inspection, QrCode
@@ -27,7 +27,10 @@ from templates.letter import LetterData, LetterLayout, letter_layout
 
 log = logging.getLogger(__name__)
 
-SAME_PAGE = 0.002  # share of page pixels that may differ (anti-aliasing) for a PDF to be the one issued
+# A PDF is the one issued when, both pages softened (the same text rendered at two resolutions differs
+# in its anti-aliasing), less than this share of their pixels differ by more than DIFFERENT grey levels.
+SAME_PAGE = 0.001
+DIFFERENT = 32
 
 
 async def against_letter(repo: Repository, settings: CoreSettings, inspection: Inspection) -> Inspection:
@@ -79,5 +82,7 @@ def _same_page(page: Image.Image, expected: Image.Image, layout: LetterLayout) -
     width, height = layout.page_size
     if abs(page.width / page.height - width / height) > 0.01:
         return False
-    seen = np.asarray(page.resize(expected.size, Image.Resampling.BOX), float)
-    return float((np.abs(seen - np.asarray(expected, float)) > 64).mean()) < SAME_PAGE
+    soften = ImageFilter.GaussianBlur(2)
+    seen = np.asarray(page.resize(expected.size, Image.Resampling.BOX).filter(soften), float)
+    issued = np.asarray(expected.filter(soften), float)
+    return float((np.abs(seen - issued) > DIFFERENT).mean()) < SAME_PAGE

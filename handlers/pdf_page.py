@@ -18,10 +18,12 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from PIL import Image
+if TYPE_CHECKING:  # the child imports as little as it can: it starts for every PDF
+    from PIL import Image
 
-from handlers.validation import Invalid
+    from handlers.validation import Invalid
 
 CPU_SECONDS = 3  # a real scan renders in well under a second at 200 dpi
 MEMORY_BYTES = 768 * 1024 * 1024  # address space: Python, pdfium and one large embedded scan
@@ -44,6 +46,10 @@ class Usage:
 
 def first_page(data: bytes, dpi: float, max_pixels: int) -> tuple[Image.Image | Invalid, Usage]:
     """The first page rendered at `dpi` (less when that would exceed `max_pixels`), grey."""
+    from PIL import Image
+
+    from handlers.validation import Invalid
+
     child = subprocess.Popen(
         [sys.executable, "-m", "handlers.pdf_page", str(dpi), str(max_pixels)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

@@ -181,7 +181,7 @@ async def _card(turn: Turn, reg: Registration, letter: SignedLetter | None, lang
 def _photo(reg: Registration, letter: SignedLetter) -> Document:
     """The signed letter, by reference: its bytes are read when the message is sent."""
     extension = {"application/pdf": "pdf", "image/png": "png", "image/webp": "webp", "image/heic": "heic"}
-    name = f"signed-{reg.ref}-{letter.number}.{extension.get(letter.mime_type, 'jpg')}"
+    name = f"signed-{reg.ref}.{extension.get(letter.mime_type, 'jpg')}"
     return Document(name, mime_type=letter.mime_type or "image/jpeg", link=("signed", letter.id, 0))
 
 

@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from handlers import attachments, conversation, directory, directory_import, otp
+from handlers import attachments, conversation, directory, directory_import, letter_check, otp
 from handlers.messages import Address, Inbound, Kind, Outbound, Sms, encode, encode_sms
 from handlers.provisioning import Provisioner, hash_password
 from handlers.steps import State
@@ -98,15 +98,25 @@ class Dispatcher:
         # Called with the rows each commit added to the outbox (the delivery workers take them).
         self.on_commit: Callable[[list[OutboxRow]], None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._in_flight = 0  # turns being handled
+        self._quiet = asyncio.Event()  # set while none is
+        self._quiet.set()
 
     async def handle(self, inbound: Inbound, busy: Busy | None = None) -> list[Outbound]:
         """Handle `inbound`; the messages it committed to the outbox (for the console and tests:
         the delivery workers send them). `busy` is awaited before decoding an attachment, for
         channels that can show the user a "working on it" sign."""
-        async with self.locks.hold((inbound.channel, inbound.user_id)):
-            if busy is not None and inbound.attachment is not None:
-                await busy()
-            turn, rows, apology = await self._turn(inbound)
+        self._in_flight += 1
+        self._quiet.clear()
+        try:
+            async with self.locks.hold((inbound.channel, inbound.user_id)):
+                if busy is not None and inbound.attachment is not None:
+                    await busy()
+                turn, rows, apology = await self._turn(inbound)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._quiet.set()
         self._committed(rows)
         if turn is None:
             return apology
@@ -134,9 +144,13 @@ class Dispatcher:
         return removed
 
     async def settle(self) -> None:
-        """Until the work a turn left running (making accounts) is done: tests, a graceful stop."""
-        while self._background:
-            await asyncio.wait(set(self._background))
+        """Until the turns under way (a photo's checks take a second or two) and the work they left
+        running (making accounts) are done: tests, a graceful stop."""
+        while self._background or self._in_flight:
+            if self._in_flight:
+                await self._quiet.wait()
+            else:
+                await asyncio.wait(set(self._background))
 
     def _committed(self, rows: list[OutboxRow]) -> None:
         if rows and self.on_commit is not None:
@@ -230,6 +244,9 @@ class Dispatcher:
                 else:
                     inspection = await asyncio.to_thread(attachments.inspect, attachment.data,
                                                          attachment.declared_size)
+                    if isinstance(inspection, attachments.Inspection) and inspection.qr_codes:
+                        # Held against the letter its seal names: a short read, then a worker thread.
+                        inspection = await letter_check.against_letter(self.repo, self.settings, inspection)
             async with self.repo.transaction():
                 event_id = inbound.event_id
                 if event_id and not await self.repo.events.claim(inbound.channel, event_id, self.clock()):

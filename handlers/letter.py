@@ -4,7 +4,10 @@ The letter is made on demand from the stored registration (never kept on disk), 
 turn is committed and off the event loop (the dispatcher renders `Document.render`). Each
 issue bumps the letter's version, which its QR seal carries, so a photo of an outdated
 letter is recognised. A signed letter coming back is matched to its registration by that
-seal; one without a readable seal is accepted and flagged for the reviewer.
+seal; one without a readable seal is accepted and flagged for the reviewer. The letter file
+itself sent back unsigned is refused; a photo whose signature boxes look empty is taken (the
+check can be wrong) but the officer is asked for a new one and the reviewer is warned
+(handlers/letter_check.py).
 """
 
 from __future__ import annotations
@@ -108,6 +111,8 @@ async def receive(
         return Invalid("letter_details_open", {"ref": reg.ref})
     if found is not None and found.version != reg.letter_version:
         return Invalid("letter_outdated", {"version": reg.letter_version})
+    if inspection.same_as_issued:
+        return Invalid("letter_unsigned_copy")
     if await turn.repo.was_rejected(inspection.sha256):
         return Invalid("letter_already_rejected")
     letters = await turn.repo.signed_letters_of(reg.id)
@@ -117,10 +122,12 @@ async def receive(
     path = await asyncio.to_thread(turn.files.put, data)
     qr_status = "matched" if found else "unverified"
     letter = await turn.repo.add_signed_letter(
-        reg.id, inspection.sha256, inspection.kind, inspection.mime_type, inspection.size, qr_status, path, turn.now
+        reg.id, inspection.sha256, inspection.kind, inspection.mime_type, inspection.size, qr_status, path, turn.now,
+        inspection.signature,
     )
     reg.status, reg.submitted_at = SUBMITTED, turn.now
-    await turn.repo.add_audit(reg.id, turn.now, turn.actor, "submitted", f"signed letter {letter.id}, QR {qr_status}")
+    await turn.repo.add_audit(reg.id, turn.now, turn.actor, "submitted",
+                              f"signed letter {letter.number}, QR {qr_status}, signature {letter.signature}")
     if reg is not turn.reg:
         await turn.repo.save_registration(reg, turn.now)
     return letter

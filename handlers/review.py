@@ -186,6 +186,8 @@ async def _card(turn: Turn, reg: Registration, letter: SignedLetter | None, lang
                                                                                         lang)))
     for other in await turn.repo.others_with_same_person(reg):
         warnings.append(text("review_warning_person", lang, ref=other.ref, school=other.school_name or "-"))
+    if letter is not None and letter.signature == "blank":
+        warnings.append(text("review_warning_unsigned", lang, number=letter.number))
     none = text("value_none", lang)
     values = {
         "ref": reg.ref, "status": text(f"status_name_{reg.status}", lang),

@@ -135,7 +135,10 @@ async def take_attachment(turn: Turn) -> bool:
     if isinstance(received, Invalid):
         turn.say(f"err_{received.reason}", choices=_choices_or_none(turn), **received.params)
         return True
-    turn.say(f"letter_received_{received.qr_status}", ref=target.ref)
+    if received.signature == "blank":  # taken, but a signed one is wanted: the reviewer is warned too
+        turn.say("letter_received_blank", ref=target.ref)
+    else:
+        turn.say(f"letter_received_{received.qr_status}", ref=target.ref)
     await review.announce(turn, target, received)
     if target is turn.reg:
         await go_to(turn, State.SUBMITTED)

@@ -114,6 +114,8 @@ class SignedLetter:
     received_at: datetime
     rejected_at: datetime | None = None
     reject_reason: str | None = None
+    signature: str = "unchecked"  # signed | blank | unchecked: ink found in the signature boxes on arrival
+    number: int = 1  # 1, 2, 3 … among this registration's letters (ฉบับที่), not the table's id
 
 
 # Outbox priorities: an officer's answer is never queued behind someone else's traffic.

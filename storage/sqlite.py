@@ -322,25 +322,27 @@ class Repository:
 
     async def add_signed_letter(
         self, registration_id: int, sha256: str, kind: str, mime_type: str, size: int, qr_status: str, path: str,
-        received_at: datetime,
+        received_at: datetime, signature: str = "unchecked",
     ) -> SignedLetter:
+        row = await self._one("SELECT COUNT(*) FROM signed_letters WHERE registration_id = ?", (registration_id,))
         cursor = await self._execute(
             """INSERT INTO signed_letters (registration_id, sha256, kind, mime_type, size, qr_status, path,
-                                           received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-            (registration_id, sha256, kind, mime_type, size, qr_status, path, _ts(received_at)),
+                                           received_at, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (registration_id, sha256, kind, mime_type, size, qr_status, path, _ts(received_at), signature),
         )
-        assert cursor.lastrowid is not None
+        assert cursor.lastrowid is not None and row is not None
         return SignedLetter(cursor.lastrowid, registration_id, sha256, kind, mime_type, size, qr_status, path,
-                            received_at)
+                            received_at, signature=signature, number=row[0] + 1)
 
     async def signed_letters_of(self, registration_id: int) -> list[SignedLetter]:
+        """This registration's letters, oldest first, numbered from 1 (ฉบับที่ 1, 2 …)."""
         rows = await self._all("SELECT * FROM signed_letters WHERE registration_id = ? ORDER BY id",
                                (registration_id,))
         return [
             SignedLetter(r["id"], r["registration_id"], r["sha256"], r["kind"], r["mime_type"], r["size"],
                          r["qr_status"], r["path"], _dt(r["received_at"]), _dt(r["rejected_at"]),  # type: ignore[arg-type]
-                         r["reject_reason"])
-            for r in rows
+                         r["reject_reason"], r["signature"], number)
+            for number, r in enumerate(rows, 1)
         ]
 
     async def get_signed_letter(self, letter_id: int) -> SignedLetter | None:

@@ -16,7 +16,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from templates.letter_page import compose, draw
+from templates.letter_page import PAGE_HEIGHT, PAGE_WIDTH, QUIET_MODULES, compose, draw, qr_modules
 from templates.thai_layout import Run, register_fonts, words
 
 THAI_DIGITS = str.maketrans("0123456789", "๐๑๒๓๔๕๖๗๘๙")
@@ -191,7 +191,30 @@ def prepare() -> None:
     words("อุ่นเครื่อง")
 
 
+Rect = tuple[float, float, float, float]  # x0, y0, x1, y1 in points from the page's bottom left
+
+
+@dataclass(frozen=True)
+class LetterLayout:
+    """The letter, and where a photo of it is checked: the QR code's corners tell where the page
+    is in the photo (handlers/signatures.py), the signature areas where ink must be."""
+
+    pdf: bytes
+    page_size: tuple[float, float]  # points
+    qr: Rect  # the symbol itself, without its quiet zone: what a reader finds the corners of
+    signatures: tuple[Rect, ...]  # the officer's and the signatory's
+
+
 def render_letter(data: LetterData) -> bytes:
     """The letter as PDF bytes, on one A4 page."""
+    return letter_layout(data).pdf
+
+
+def letter_layout(data: LetterData) -> LetterLayout:
     page = compose(content(data))
-    return draw(page, data.seal, wording()["title"], data.school_name, data.ref)
+    pdf = draw(page, data.seal, wording()["title"], data.school_name, data.ref)
+    left, top, side = page.qr
+    quiet = side * QUIET_MODULES / (qr_modules(data.seal) + 2 * QUIET_MODULES)
+    qr = (left + quiet, PAGE_HEIGHT - top - side + quiet, left + side - quiet, PAGE_HEIGHT - top - quiet)
+    signatures = tuple((x0, PAGE_HEIGHT - bottom, x1, PAGE_HEIGHT - y0) for x0, y0, x1, bottom in page.signatures)
+    return LetterLayout(pdf, (PAGE_WIDTH, PAGE_HEIGHT), qr, signatures)

@@ -203,13 +203,26 @@ def draw(page: Page, seal: str, title: str, author: str, subject: str) -> bytes:
     return buffer.getvalue()
 
 
-def _draw_qr(canvas: Canvas, payload: str, left: float, top: float, side: float) -> None:
-    """The QR code (error correction M) filling `side` with its 4-module quiet zone, as one path."""
+QUIET_MODULES = 4  # the light margin a QR code needs on each side, drawn inside QR_SIZE
+
+
+def _symbol(payload: str) -> memoryview:
+    """The QR code (error correction M) as pixels, one a module, 0 = dark."""
     symbol = zxingcpp.create_barcode(payload, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
-    image = memoryview(symbol.to_image(scale=1, add_quiet_zones=False))
+    return memoryview(symbol.to_image(scale=1, add_quiet_zones=False))
+
+
+def qr_modules(payload: str) -> int:
+    """How many modules wide the QR code of `payload` is (its quiet zone left out)."""
+    return _symbol(payload).shape[1]
+
+
+def _draw_qr(canvas: Canvas, payload: str, left: float, top: float, side: float) -> None:
+    """The QR code filling `side` with its quiet zone, as one path."""
+    image = _symbol(payload)
     rows, cols = image.shape
     pixels = image.tobytes()  # row by row, 0 = dark
-    module = side / (cols + 8)
+    module = side / (cols + 2 * QUIET_MODULES)
     path = canvas.beginPath()
     for r in range(rows):
         row = pixels[r * cols:(r + 1) * cols]
@@ -219,8 +232,8 @@ def _draw_qr(canvas: Canvas, payload: str, left: float, top: float, side: float)
                 start = c
                 while c < cols and row[c] < 128:
                     c += 1
-                y = PAGE_HEIGHT - top - (5 + r) * module
-                path.rect(left + (4 + start) * module, y, (c - start) * module, module)
+                y = PAGE_HEIGHT - top - (QUIET_MODULES + 1 + r) * module
+                path.rect(left + (QUIET_MODULES + start) * module, y, (c - start) * module, module)
             c += 1
     canvas.drawPath(path, stroke=0, fill=1)
 

@@ -12,11 +12,11 @@ import threading
 import time
 from pathlib import Path
 
-import pypdfium2
 import pytest
 
 from handlers.steps import TOTAL_STEPS
 from templates import text as t
+from tests.phone_photos import signed_page
 
 SCRIPT = Path(sys.executable).with_name("kiddiary-bot")
 
@@ -101,10 +101,8 @@ def test_a_whole_registration_in_the_console_chat(tmp_path):
     letter = tmp_path / re.search(r"📄 (\S+\.pdf)", done).group(1)  # type: ignore[union-attr]
     assert letter.read_bytes().startswith(b"%PDF-")
 
-    photo = tmp_path / "signed.png"  # the letter as a phone would see it
-    pdf = pypdfium2.PdfDocument(letter.read_bytes())
-    pdf[0].render(scale=1.5).to_pil().save(photo)
-    pdf.close()
+    photo = tmp_path / "signed.png"  # the letter, signed, as a phone would see it
+    signed_page(letter.read_bytes()).save(photo)
     chat.send(f"/photo {photo}")
     received = chat.wait_for(step(12))
     assert "คิวอาร์โค้ดตรงกับการลงทะเบียน" in received

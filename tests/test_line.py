@@ -32,6 +32,7 @@ from templates import text as t
 from tests.fakes.line_api import ACCESS_TOKEN, CHANNEL_SECRET, FakeLine, webhook_body
 from tests.fakes.sms import RecordingSmsGateway
 from tests.helpers import Clock, ManualTimer
+from tests.phone_photos import signed_scan
 from tests.test_signed_letter import phone_photo
 
 _ids = itertools.count(1)
@@ -335,9 +336,14 @@ async def test_a_pdf_scan_sent_as_a_file_message(line: Harness):
     messages = await register_until_letter(user)
     template = next(m for m in messages if m["type"] == "template")
     _, pdf, _ = await line.get(template["template"]["actions"][0]["uri"])
-    line.fake.contents["file-1"] = pdf
+    line.fake.contents["file-0"] = pdf  # the letter itself, unsigned, sent back: refused
     messages = await user.send(user.event("message", message={
-        "type": "file", "id": "file-1", "fileName": "scan.pdf", "fileSize": len(pdf)}))
+        "type": "file", "id": "file-0", "fileName": "letter.pdf", "fileSize": len(pdf)}))
+    assert t("err_letter_unsigned_copy", "th") in texts(messages)
+    scan = signed_scan(pdf)
+    line.fake.contents["file-1"] = scan
+    messages = await user.send(user.event("message", message={
+        "type": "file", "id": "file-1", "fileName": "scan.pdf", "fileSize": len(scan)}))
     assert "คิวอาร์โค้ดตรงกับการลงทะเบียน" in texts(messages)
 
 

@@ -17,6 +17,7 @@ from handlers.messages import Attachment, Kind
 from storage import Registration
 from templates.letter import render_letter
 from tests.helpers import Officer
+from tests.phone_photos import signed_page, signed_scan
 
 
 def letter_pdf(officer: Officer) -> bytes:
@@ -33,9 +34,11 @@ def page_image(pdf: bytes, dpi: int = 150) -> Image.Image:
         document.close()
 
 
-def phone_photo(pdf: bytes, angle: float = 6, megapixels: float = 2, fmt: str = "JPEG", quality: int = 72) -> bytes:
-    """The printed letter as a phone camera gives it: tilted, on a desk, scaled, compressed."""
-    image = page_image(pdf).rotate(angle, expand=True, fillcolor=(182, 164, 140))
+def phone_photo(pdf: bytes, angle: float = 6, megapixels: float = 2, fmt: str = "JPEG", quality: int = 72,
+                signed: bool = True) -> bytes:
+    """The printed letter, signed (unless told otherwise), as a phone camera gives it: tilted, on a
+    desk, scaled, compressed."""
+    image = (signed_page(pdf) if signed else page_image(pdf)).rotate(angle, expand=True, fillcolor=(182, 164, 140))
     scale = (megapixels * 1_000_000 / (image.width * image.height)) ** 0.5
     image = image.resize((int(image.width * scale), int(image.height * scale)))
     buffer = io.BytesIO()
@@ -110,7 +113,7 @@ async def test_other_photo_formats(officer: Officer, fmt, mime):
 
 async def test_a_pdf_scan_is_read_from_its_first_page(officer: Officer):
     await at_letter_step(officer)
-    await send(officer, letter_pdf(officer), Kind.FILE, "scan.pdf")
+    await send(officer, signed_scan(letter_pdf(officer)), Kind.FILE, "scan.pdf")
     _, statuses, letters = await state(officer)
     assert statuses == ["submitted"] and (letters[0].kind, letters[0].qr_status) == ("pdf", "matched")
 

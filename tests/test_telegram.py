@@ -22,6 +22,7 @@ from templates import letter
 from templates import text as t
 from tests.fakes.sms import RecordingSmsGateway
 from tests.fakes.telegram_api import Call, FakeTelegram
+from tests.phone_photos import signed_scan
 from tests.test_signed_letter import phone_photo
 
 TOKEN = "123456:TEST-token-for-the-fake-bot-api"
@@ -288,7 +289,7 @@ async def test_a_press_whose_callback_expired_still_counts(telegram: Harness):
 async def test_a_pdf_scan_sent_as_a_document(telegram: Harness):
     user = User(telegram)
     letter = await register_until_letter(user, share_contact=False)
-    replies = await user.document(letter.files["document"], "scan.pdf", "application/pdf")
+    replies = await user.document(signed_scan(letter.files["document"]), "scan.pdf", "application/pdf")
     assert "คิวอาร์โค้ดตรงกับการลงทะเบียน" in texts(replies)
 
 

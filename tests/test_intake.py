@@ -49,8 +49,8 @@ def test_phone_photos_of_the_letter_are_matched_nine_times_in_ten():
 def test_a_small_qr_code_is_read_on_the_second_try_at_twice_the_size():
     layout = _layout()
     page = phone_photos.page(layout.pdf, dpi=100)
-    # Shrunk so that the QR code's modules are about 1.9 pixels: this size zxing misses as it is.
-    grey = page.resize((347, 491), Image.Resampling.BILINEAR).convert("L")
+    # Shrunk so that the QR code's modules are about a pixel: this size zxing misses as it is.
+    grey = page.resize((234, 331), Image.Resampling.BILINEAR).convert("L")
     assert attachments._read(grey, 1.0) == ()  # not found as it is…
     assert [c.text for c in attachments.read_qr_codes(grey)] == [letter().seal]  # …found enlarged
 

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from handlers import broadcasts, commands, directory_import, review
+from handlers import broadcasts, commands, directory_import, registrations, review
 from handlers.messages import Choice, Kind
 from handlers.normalize import clean_text
-from handlers.steps import STEPS, State, ask, match_choice, step_choices, take_answer, take_attachment
+from handlers.steps import (
+    STEPS,
+    SUGGESTION,
+    State,
+    ask,
+    match_choice,
+    step_choices,
+    take_answer,
+    take_attachment,
+)
 from handlers.turn import Turn
 from handlers.validation import MAX_MESSAGE_LENGTH
 
@@ -74,6 +83,11 @@ async def handle(turn: Turn) -> None:
     if command := commands.parse(text, payload):
         await commands.run(turn, *command)
         return
+    if registrations.is_payload(payload):  # acts on the registration it names, from any step
+        await registrations.act(turn, payload)  # type: ignore[arg-type]
+        return
+    if payload is not None and payload.startswith(SUGGESTION):  # a suggested answer: as if typed
+        text, payload = payload.removeprefix(SUGGESTION), None
     if state is State.START:
         await commands.start(turn)
         return

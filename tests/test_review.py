@@ -316,7 +316,8 @@ async def test_a_provisioning_failure_stays_approved_visible_and_is_retried(revi
     reg = await stored(reviewing, ref)
     assert (reg.status, reg.provision_status, reg.account_username) == ("approved", "failed", None)
     await reviewer.say(f"/show {ref}")
-    assert t("history_provision_failed", "th", detail="ProvisionError: HTTP 503") in reviewer.text  # visible to the reviewers
+    failed = t("history_provision_failed", "th", detail="ProvisionError: HTTP 503")
+    assert failed in reviewer.text  # visible to the reviewers
     retried = await delivered(reviewing, reviewing.retry_provisioning())
     [told] = [r for r in retried if r.to == Address(officer.channel, officer.user_id)]
     assert "nongbua01" in told.text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import broadcasts, commands, directory_import, registrations, review
+from handlers import broadcasts, commands, directory_import, reg_buttons, registrations, review
 from handlers.messages import Choice, Kind
 from handlers.normalize import clean_text
 from handlers.steps import (
@@ -10,6 +10,7 @@ from handlers.steps import (
     SUGGESTION,
     State,
     ask,
+    is_button_label,
     match_choice,
     step_choices,
     take_answer,
@@ -83,7 +84,7 @@ async def handle(turn: Turn) -> None:
     if command := commands.parse(text, payload):
         await commands.run(turn, *command)
         return
-    if registrations.is_payload(payload):  # acts on the registration it names, from any step
+    if reg_buttons.is_payload(payload):  # acts on the registration it names, from any step
         await registrations.act(turn, payload)  # type: ignore[arg-type]
         return
     if payload is not None and payload.startswith(SUGGESTION):  # a suggested answer: as if typed
@@ -98,6 +99,12 @@ async def handle(turn: Turn) -> None:
         return
     if payload is None:
         payload = match_choice(turn, text, choices)
+    if payload is None and STEPS[state].free_text and is_button_label(text):
+        # A button's name typed where a free answer goes: never stored as the answer. The
+        # buttons of the officer's other registrations come along (a rejection notice's, say).
+        _, others, _ = await registrations.overview(turn)
+        turn.say("err_button_typed", label=text, choices=[*others, *choices])
+        return
     await take_answer(turn, text, payload)
 
 

@@ -9,29 +9,17 @@ being filled in is kept as it is, and /status offers to come back to it.
 
 from __future__ import annotations
 
+from handlers import steps
 from handlers.answers import drop_pending_code, reg_of
 from handlers.messages import Choice
+from handlers.reg_buttons import PREFIX
 from handlers.states import State
-from handlers.steps import advance, ask, go_to
 from handlers.turn import Turn
 from storage.models import APPROVED, CANCELLED, DRAFT, LETTER_ISSUED, REJECTED, SUBMITTED, Registration
-from templates import text
 
-PREFIX = "reg:"
 # What each action can be done on: a button from before a decision or a cancellation is stale.
 USABLE = {"photo": (LETTER_ISSUED, REJECTED), "edit": (LETTER_ISSUED, REJECTED),
           "resume": (DRAFT, LETTER_ISSUED, REJECTED)}
-
-
-def is_payload(payload: str | None) -> bool:
-    return bool(payload) and payload.startswith(PREFIX)  # type: ignore[union-attr]
-
-
-def rejection_choices(reg: Registration, lang: str) -> tuple[Choice, ...]:
-    """The buttons of a rejection notice: they name the rejected registration, so they work
-    whichever registration the officer is filling in when the notice arrives."""
-    return (Choice(text("btn_reg_photo", lang), f"{PREFIX}photo:{reg.ref}"),
-            Choice(text("btn_letter_edit", lang), f"{PREFIX}edit:{reg.ref}"))
 
 
 async def others(turn: Turn) -> list[Registration]:
@@ -98,20 +86,20 @@ async def act(turn: Turn, payload: str) -> None:
             or target.status not in USABLE[action]:
         turn.say("reg_button_stale")
         if State(turn.conv.state) is not State.START:
-            await ask(turn)
+            await steps.ask(turn)
         return
     await _follow(turn, target)
     if action == "edit" or (action == "photo" and target.confirmed_at is None):
         if target.confirmed_at is not None:  # the details reopen; confirming them again issues a new letter
             target.confirmed_at = None
             await turn.audit("reopened")
-        await go_to(turn, State.SUMMARY)
+        await steps.go_to(turn, State.SUMMARY)
     elif action == "photo":
-        await go_to(turn, State.LETTER)
+        await steps.go_to(turn, State.LETTER)
     elif target.status == DRAFT:
-        await advance(turn)
+        await steps.advance(turn)
     else:  # a reopened letter: back to its summary
-        await go_to(turn, State.SUMMARY)
+        await steps.go_to(turn, State.SUMMARY)
 
 
 async def _follow(turn: Turn, target: Registration) -> None:

@@ -9,11 +9,12 @@ second reviewer reads the first decision and is told who made it and when).
 
 from __future__ import annotations
 
-from handlers import find, registrations, staff
+from handlers import find, staff
 from handlers import validation as v
 from handlers.history import history_lines
 from handlers.letter import full_name
 from handlers.messages import Address, Choice, Document, Outbound, Sms
+from handlers.reg_buttons import rejection_choices
 from handlers.turn import Turn
 from storage.models import APPROVED, REJECTED, SUBMITTED, Registration, SignedLetter
 from templates import has, text
@@ -234,7 +235,7 @@ async def decide(
         await turn.repo.add_audit(reg.id, turn.now, turn.actor, "rejected", reason)
         shown = reason_text(reason, officer_lang)
         # The buttons name this registration: they work whatever the officer is doing meanwhile.
-        choices = registrations.rejection_choices(reg, officer_lang)
+        choices = rejection_choices(reg, officer_lang)
         if officer is not None and officer.registration_id == reg.id:
             officer.state = "letter"  # their next photo, or an edit, goes to this registration
             await turn.repo.save_conversation(officer, turn.now)

@@ -352,9 +352,6 @@ async def take_answer(turn: Turn, text: str, payload: str | None) -> None:
     if payload is None and not step.free_text:
         turn.say("expect_choice", choices=step_choices(turn, state))
         return
-    if payload is None and is_button_label(text):
-        turn.say("err_button_typed", label=text, choices=step_choices(turn, state))
-        return
     before = len(turn.replies)
     outcome = await step.answer(turn, text, payload)
     if isinstance(outcome, Invalid):

@@ -68,6 +68,7 @@ async def test_a_rejection_arriving_mid_draft_has_buttons_that_work_from_there(r
 
     await officer.say(t("btn_letter_edit", "th"))  # typed, not pressed: never the old KidDiary username
     assert officer.said("err_button_typed", label=t("btn_letter_edit", "th"))
+    assert f"reg:edit:{first}" in officer.payloads  # the button meant, offered right there
     draft = (await registrations(officer))[-1]
     assert draft.old_kiddiary_username is None and draft.old_tsl_username == "tsl9999"
 

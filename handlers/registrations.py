@@ -22,18 +22,11 @@ USABLE = {"photo": (LETTER_ISSUED, REJECTED), "edit": (LETTER_ISSUED, REJECTED),
           "resume": (DRAFT, LETTER_ISSUED, REJECTED)}
 
 
-async def others(turn: Turn) -> list[Registration]:
-    """The officer's registrations that are not cancelled, other than the current one."""
-    current = turn.reg.id if turn.reg else None
-    return [r for r in await turn.repo.registrations_of(turn.conv.channel, turn.conv.user_id)
-            if r.status != CANCELLED and r.id != current]
-
-
 def _left_to_do(turn: Turn, reg: Registration, current: bool) -> str:
     """What the officer still has to do for `reg`, in a few words."""
     if reg.status == DRAFT:
         return turn.t("todo_draft_current" if current else "todo_draft")
-    if reg.status == LETTER_ISSUED and reg.confirmed_at is None:
+    if reg.status in (LETTER_ISSUED, REJECTED) and reg.confirmed_at is None:
         return turn.t("todo_reopened")
     if reg.status == LETTER_ISSUED:
         return turn.t("todo_letter")

@@ -2,7 +2,8 @@
 
 A mobile number goes to the phone's keyed hash, a reference (as read back over the phone,
 with O for 0 and I or L for 1) to the reference, digits to the school code, anything else
-to the officer's name words (keyed hashes: the name stays encrypted) and the school name.
+to the officer's name words (keyed hashes: the name stays encrypted) and, when it names no
+officer, to any part of a school name.
 A query longer than any of these is refused before the database is asked. Every /find is
 written to the audit log: who looked, how, and which registrations they saw (not the text
 they typed, which may be someone's phone or name).
@@ -45,7 +46,8 @@ def _without_title(query: str) -> str:
 
 
 async def search(turn: Turn, query: str) -> tuple[str, list[Registration]]:
-    """How the query was read ("phone", "ref", "school_code", "name") and what it found."""
+    """How the query was read ("phone", "ref", "school_code", "name", "school_name") and what
+    it found."""
     search_ = turn.repo.search
     phone = v.thai_mobile(query)
     if isinstance(phone, str):
@@ -57,10 +59,11 @@ async def search(turn: Turn, query: str) -> tuple[str, list[Registration]]:
     code = compact_number(query)
     if code.isdigit():
         return "school_code", await search_.by_school_code(code)
-    by_name = await search_.by_name(name_words(_without_title(query)))
-    seen = {r.id for r in by_name}
-    by_school = [r for r in await search_.by_school_name(query) if r.id not in seen]
-    return "name", sorted(by_name + by_school, key=lambda r: r.id, reverse=True)[:10]
+    # The officer's name words by their index first; only text that names nobody is looked for
+    # in the school names (a scan of the table: a school name is matched on any part of it).
+    if by_name := await search_.by_name(name_words(_without_title(query))):
+        return "name", by_name
+    return "school_name", await search_.by_school_name(query)
 
 
 async def find(turn: Turn, query: str) -> None:

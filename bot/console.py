@@ -2,8 +2,8 @@
 
 Besides plain answers it understands a few lines of its own (not sent to the core):
 `/photo PATH` and `/file PATH` send an attachment, `/as reviewer`, `/as admin` and
-`/as officer NAME` change who is speaking, `/quit` ends. A bare number picks that
-button of the last message.
+`/as officer NAME` change who is speaking, `/quit` ends. A bare number of one or two
+digits picks that button of the last message.
 """
 
 from __future__ import annotations
@@ -74,7 +74,9 @@ class ConsoleChat:
 
     def typed(self, line: str) -> Inbound:
         number = line.strip()
-        if number.isdigit() and 1 <= int(number) <= len(self.buttons):
+        # A button's number has at most two digits: a longer number (a one-time code such as
+        # 000002, a school code) is an answer, typed as such.
+        if number.isdigit() and len(number) <= 2 and 1 <= int(number) <= len(self.buttons):
             return Inbound(CHANNEL, self.user, Kind.BUTTON, payload=self.buttons[int(number) - 1].payload)
         return Inbound(CHANNEL, self.user, Kind.TEXT, text=line)
 

@@ -20,10 +20,17 @@ from templates.letter import SCHOOL, signatory, with_kind
 
 async def answer_consent(turn: Turn, text: str, payload: str | None) -> Outcome:
     if payload != "consent:accept":
+        withdrawn = turn.reg.id if turn.reg is not None else None
         if turn.reg is not None:  # came back to the notice and withdrew: nothing personal may stay
             await discard(turn, "consent_withdrawn")
         turn.conv.state = State.START
-        turn.say("consent_declined", choices=[turn.button("btn_start", "cmd:start")])
+        kept = [r.ref for r in await turn.repo.registrations_of(turn.conv.channel, turn.conv.user_id)
+                if r.status != CANCELLED and r.id != withdrawn]
+        if kept:  # their other registrations keep their data: saying "nothing is kept" would be false
+            turn.say("consent_declined_others", refs=", ".join(kept),
+                     choices=[turn.button("btn_start", "cmd:start")])
+        else:
+            turn.say("consent_declined", choices=[turn.button("btn_start", "cmd:start")])
         return HANDLED
     turn.conv.consent_at = turn.now
     if turn.reg is None:
@@ -73,6 +80,9 @@ async def answer_school_code(turn: Turn, text: str, payload: str | None) -> Outc
         return Invalid("code_not_in_directory", {"code": code})
     if directory_entry is not None and directory_entry.affiliation != reg.affiliation:
         return Invalid("code_other_affiliation", {"code": code, "name": directory_entry.name})
+    if taken := await turn.repo.school_registrations(code, reg.id):  # the reviewers will see both
+        approved = any(r.status == APPROVED for r in taken)
+        turn.say("school_registered_approved" if approved else "school_registered_pending", code=code)
     if directory_entry is not None:
         reg.school_name, reg.province = directory_entry.name, directory_entry.province
         reg.school_from_directory = True
@@ -159,9 +169,19 @@ def officer_name(turn: Turn) -> str | None:
 async def answer_phone(turn: Turn, text: str, payload: str | None) -> Outcome:
     reg = turn.reg
     assert reg is not None
+    pending = turn.challenge if turn.challenge and otp.still_valid(turn.challenge, turn.now) else None
+    if pending and otp.looks_like_code(text):  # the code of the number just given, typed here
+        problem = await otp.check_code(turn, text)
+        if problem:
+            return problem
+        turn.say("otp_verified", phone=v.local_phone(reg.phone or ""))
+        return None
     phone = v.thai_mobile(text)
     if isinstance(phone, Invalid):
         return phone
+    if pending and phone == pending.phone:  # the same number again: its code still works
+        turn.say("otp_code_kept", phone=v.mask_phone(phone), until=turn.when(pending.expires_at))
+        return None
     if phone == reg.phone:  # already verified: a code would prove nothing new
         await drop_pending_code(turn)
         turn.say("phone_already_verified", phone=v.local_phone(phone))

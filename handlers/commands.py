@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from handlers import directory_import, privacy, staff
+from handlers import directory_import, privacy, registrations, staff
 from handlers import stats as admin_stats
 from handlers.deadline import deadline_note
 from handlers.messages import Outbound
@@ -164,20 +164,29 @@ async def answer_cancel(turn: Turn, text: str, payload: str | None) -> bool:
 
 
 async def status(turn: Turn, argument: str = "") -> None:
+    """Where the current registration stands, then every registration of the officer (an
+    officer may have several schools) with buttons for the ones not being followed."""
     state = State(turn.conv.state)
     reg = turn.reg
-    if reg is None:
-        turn.say("status_none", choices=[turn.button("btn_start", "cmd:start")])
+    here = step_choices(turn, state) if state in STEPS else [turn.button("btn_start", "cmd:start")]
+    listing, acts, count = await registrations.overview(turn)
+    if reg is None and count:  # none followed now (cancelled, or not started): the others are still there
+        turn.replies.append(Outbound(listing, (*acts, *here)))
+    elif reg is None:
+        turn.say("status_none", choices=here)
     elif state in AWAITING and reg.status in (APPROVED, REJECTED):
-        turn.replies.append(Outbound(decision_status(turn), tuple(step_choices(turn, state))))
+        turn.replies.append(Outbound(decision_status(turn), tuple(here)))
     elif state in AWAITING:
         step = STEPS[state]
         turn.say(f"status_{state}", ref=reg.ref, school=reg.school_name, n=step.number, total=TOTAL_STEPS,
-                 choices=step_choices(turn, state))
+                 choices=here)
     else:
         step = STEPS[state]
         turn.say("status_in_progress", ref=reg.ref, n=step.number, total=TOTAL_STEPS, title=turn.t(step.title),
-                 choices=step_choices(turn, state))
+                 choices=here)
+    if reg is not None and count > 1:  # more than the one above: the list, its buttons first
+        turn.replies[-1] = replace(turn.replies[-1], choices=())
+        turn.replies.append(Outbound(listing, (*acts, *here)))
     if (reg is None or reg.status in (DRAFT, LETTER_ISSUED, REJECTED)) and (note := await deadline_note(turn)):
         last = turn.replies[-1]
         turn.replies[-1] = replace(last, text=f"{last.text}\n{note}")

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from handlers import broadcasts, commands, directory_import, privacy, review
+from handlers import broadcasts, commands, directory_import, privacy, reg_buttons, registrations, review
 from handlers.messages import Choice, Kind
 from handlers.normalize import clean_text
-from handlers.steps import STEPS, State, ask, match_choice, step_choices, take_answer, take_attachment
+from handlers.steps import (
+    STEPS,
+    SUGGESTION,
+    State,
+    ask,
+    is_button_label,
+    match_choice,
+    step_choices,
+    take_answer,
+    take_attachment,
+)
 from handlers.turn import Turn
 from handlers.validation import MAX_MESSAGE_LENGTH
 
@@ -80,6 +90,11 @@ async def handle(turn: Turn) -> None:
     if command := commands.parse(text, payload):
         await commands.run(turn, *command)
         return
+    if reg_buttons.is_payload(payload):  # acts on the registration it names, from any step
+        await registrations.act(turn, payload)  # type: ignore[arg-type]
+        return
+    if payload is not None and payload.startswith(SUGGESTION):  # a suggested answer: as if typed
+        text, payload = payload.removeprefix(SUGGESTION), None
     if state is State.START:
         await commands.start(turn)
         return
@@ -90,6 +105,12 @@ async def handle(turn: Turn) -> None:
         return
     if payload is None:
         payload = match_choice(turn, text, choices)
+    if payload is None and STEPS[state].free_text and is_button_label(text):
+        # A button's name typed where a free answer goes: never stored as the answer. The
+        # buttons of the officer's other registrations come along (a rejection notice's, say).
+        _, others, _ = await registrations.overview(turn)
+        turn.say("err_button_typed", label=text, choices=[*others, *choices])
+        return
     await take_answer(turn, text, payload)
 
 

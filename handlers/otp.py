@@ -77,6 +77,23 @@ def sms_text(challenge: OtpChallenge, lang: str, now: datetime) -> str | None:
     return text("sms_otp", lang, code=pyotp.HOTP(challenge.secret).at(0), minutes=minutes)
 
 
+def still_valid(challenge: OtpChallenge, now: datetime) -> bool:
+    """Whether this code can still be typed (not used, replaced or expired)."""
+    return challenge.closed_at is None and now < challenge.expires_at
+
+
+def looks_like_code(typed: str) -> bool:
+    code = compact_number(typed)
+    return len(code) == 6 and code.isdigit()
+
+
+async def _replaced(turn: Turn, current: OtpChallenge, code: str) -> bool:
+    """Whether `code` is the code of one of this officer's earlier challenges that a newer one
+    replaced while it was still valid: an SMS overtaken by the next, not a guess."""
+    earlier = await turn.repo.otp.replaced_for_user(turn.conv.channel, turn.conv.user_id, current.id, turn.now)
+    return any(pyotp.HOTP(c.secret).verify(code, 0) for c in earlier)
+
+
 async def check_code(turn: Turn, typed: str) -> Invalid | None:
     """Check a typed code against the pending challenge; on success the phone is verified."""
     policy, repo, now, reg = turn.settings.otp, turn.repo, turn.now, turn.reg
@@ -97,6 +114,8 @@ async def check_code(turn: Turn, typed: str) -> Invalid | None:
 
     # pyotp compares in constant time (hmac.compare_digest).
     if not pyotp.HOTP(challenge.secret).verify(code, 0):
+        if await _replaced(turn, challenge, code):  # not counted as a wrong try
+            return Invalid("otp_replaced", {"phone": mask_phone(challenge.phone)})
         guard.failures += 1
         log.info("wrong OTP for %s (%d/%d)", mask_phone(challenge.phone), guard.failures, policy.max_failures)
         if guard.failures >= policy.max_failures:

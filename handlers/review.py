@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from handlers import staff
+from handlers import find, staff
 from handlers import validation as v
+from handlers.history import history_lines
 from handlers.letter import full_name
 from handlers.messages import Address, Card, Choice, Document, Field, Outbound, Sms
+from handlers.reg_buttons import rejection_choices
 from handlers.turn import Turn
 from storage.models import APPROVED, REJECTED, SUBMITTED, Registration, SignedLetter
 from templates import has, text
@@ -52,7 +54,7 @@ async def handle(turn: Turn, action: str, args: list[str]) -> None:
     if action == "pending":
         await pending(turn, _page(args))
     elif action == "find":
-        await find(turn, " ".join(args))
+        await find.find(turn, " ".join(args))
     elif not args:
         turn.say("review_usage")
     elif action == "show" and not _may_show_here(turn):
@@ -100,22 +102,6 @@ async def pending(turn: Turn, page: int) -> None:
     turn.say("review_queue", total=total, lines="\n".join(lines), choices=choices)
 
 
-async def find(turn: Turn, query: str) -> None:
-    query = query.strip()
-    if not query:
-        turn.say("review_usage")
-        return
-    phone = v.thai_mobile(query)
-    found = await turn.repo.find_registrations(phone if isinstance(phone, str) else query)
-    if not found:
-        turn.say("review_nothing_found", query=query)
-        return
-    lines = [turn.t("review_found_line", ref=r.ref, school=r.school_name or "-",
-                    status=turn.t(f"status_name_{r.status}")) for r in found]
-    choices = [Choice(r.ref, f"review:show:{r.ref}") for r in found]
-    turn.say("review_found", lines="\n".join(lines), choices=choices)
-
-
 async def show(turn: Turn, ref: str, page: int = 1) -> None:
     """The card, the photo and the history, newest events first, a page at a time: the first
     page with the card and the photo, the older events behind "next page"."""
@@ -126,8 +112,7 @@ async def show(turn: Turn, ref: str, page: int = 1) -> None:
     await _viewed(turn, "/show", [reg.ref])
     trail = list(reversed(await turn.repo.audit_trail(reg.id)))
     events = trail[(page - 1) * HISTORY_PAGE: page * HISTORY_PAGE]
-    history = "\n".join(f"{turn.when(e.at)} · {e.kind} · {e.actor}" + (f" · {e.detail[:200]}" if e.detail else "")
-                        for e in events) or "-"
+    history = history_lines(turn, events) or "-"
     more = []
     if page * HISTORY_PAGE < len(trail):
         more.append(turn.button("btn_review_more", f"review:show:{reg.ref}:{page + 1}"))
@@ -184,8 +169,9 @@ async def _card(turn: Turn, reg: Registration, letter: SignedLetter | None, lang
     for other in await turn.repo.others_for_school(reg):
         warnings.append(text("review_warning_school", lang, ref=other.ref, status=text(f"status_name_{other.status}",
                                                                                         lang)))
-    for other in await turn.repo.others_with_same_person(reg):
-        warnings.append(text("review_warning_person", lang, ref=other.ref, school=other.school_name or "-"))
+    for other, same_nid, same_phone in await turn.repo.same_person_matches(reg):
+        what = "both" if same_nid and same_phone else "national_id" if same_nid else "phone"
+        warnings.append(text(f"review_warning_person_{what}", lang, ref=other.ref, school=other.school_name or "-"))
     if letter is not None and letter.signature == "blank":
         warnings.append(text("review_warning_unsigned", lang, number=letter.number))
     none = text("value_none", lang)
@@ -286,12 +272,12 @@ async def decide(
             await turn.repo.reject_signed_letter(letters[-1].id, turn.now, reason)
         await turn.repo.add_audit(reg.id, turn.now, turn.actor, "rejected", reason)
         shown = reason_text(reason, officer_lang)
-        choices: tuple[Choice, ...] = ()
+        # The buttons name this registration: they work whatever the officer is doing meanwhile.
+        choices = rejection_choices(reg, officer_lang)
         if officer is not None and officer.registration_id == reg.id:
             officer.state = "letter"  # their next photo, or an edit, goes to this registration
             await turn.repo.save_conversation(officer, turn.now)
-            choices = (Choice(text("btn_camera", officer_lang), "camera", action="camera"),
-                       Choice(text("btn_letter_edit", officer_lang), "letter:edit"))
+            choices = (Choice(text("btn_camera", officer_lang), "camera", action="camera"), *choices)
         turn.replies.append(Outbound(text("officer_rejected", officer_lang, ref=reg.ref, reason=shown), choices,
                                      to=Address(reg.channel, reg.user_id)))
         if reg.phone:

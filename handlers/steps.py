@@ -13,6 +13,8 @@ that do (the code, the summary, the letter, an attachment) are here, beside the 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from handlers import letter, otp, review
 from handlers import validation as v
 from handlers.answers import (
@@ -44,16 +46,16 @@ from handlers.normalize import fold
 from handlers.states import EDITABLE, HANDLED, Outcome, State, Step
 from handlers.turn import Turn
 from handlers.validation import Invalid
+from templates import LANGUAGES, catalogue
 
-__all__ = ["AWAITING", "EDITABLE", "STEPS", "TOTAL_STEPS", "State", "advance", "ask", "decision_status", "discard",
-           "drop_pending_code", "go_to", "match_choice", "previous_state", "step_choices", "take_answer",
-           "take_attachment"]
+__all__ = ["AWAITING", "EDITABLE", "STEPS", "SUGGESTION", "TOTAL_STEPS", "State", "advance", "ask",
+           "decision_status", "discard", "drop_pending_code", "go_to", "is_button_label", "match_choice",
+           "previous_state", "step_choices", "take_answer", "take_attachment"]
 
 # --- answers that move the conversation ----------------------------------------------
 
 async def answer_otp(turn: Turn, text: str, payload: str | None) -> Outcome:
-    if payload == "otp:change":
-        await drop_pending_code(turn)
+    if payload == "otp:change":  # the code stays valid until another number gets one
         await go_to(turn, State.PHONE)
         return HANDLED
     if payload == "otp:resend":
@@ -325,14 +327,34 @@ def previous_state(turn: Turn, state: State) -> State | None:
     return needed[-1] if needed else None
 
 
+# Typed words that mean a button beside its labels: the words the question itself uses.
+SYNONYMS: dict[str, frozenset[str]] = {
+    "consent:accept": frozenset({"ยินยอม", "ตกลง", "ok", "okay", "yes", "ใช่", "agree", "i agree", "accept"}),
+    "consent:decline": frozenset({"ไม่ยินยอม", "ไม่ตกลง", "ไม่", "no", "decline"}),
+}
+SUGGESTION = "say:"  # a button that answers with its text, as if typed (a suggested spelling)
+
+
 def match_choice(turn: Turn, text: str, choices: list[Choice]) -> str | None:
     """The payload of the choice whose label, in either language, is what the officer typed."""
     typed = fold(text)
     for choice in choices:
         aliases = {fold(label) for label in turn.labels(choice)} | {choice.payload.rpartition(":")[2]}
-        if typed in aliases:
+        if typed in aliases or typed in SYNONYMS.get(choice.payload, ()):
             return choice.payload
     return None
+
+
+@lru_cache(maxsize=1)
+def _button_labels() -> frozenset[str]:
+    return frozenset(fold(entry[lang]) for key, entry in catalogue().items() if key.startswith("btn_")
+                     for lang in LANGUAGES)
+
+
+def is_button_label(text: str) -> bool:
+    """Whether the text is the label of a button of any step (in either language): typed where
+    a free answer is expected it was meant as the button, never as the answer."""
+    return fold(text) in _button_labels()
 
 
 async def take_answer(turn: Turn, text: str, payload: str | None) -> None:
@@ -352,6 +374,9 @@ async def take_answer(turn: Turn, text: str, payload: str | None) -> None:
     if isinstance(outcome, Invalid):
         del turn.replies[before:]  # nothing half-said
         key = f"err_{outcome.reason}"
-        turn.say(key, choices=step_choices(turn, state), **outcome.params)
+        choices = step_choices(turn, state)
+        if suggestion := outcome.params.get("suggestion"):  # "did you mean …?": one press to say yes
+            choices.insert(0, Choice(str(suggestion), f"{SUGGESTION}{suggestion}"))
+        turn.say(key, choices=choices, **outcome.params)
     elif outcome is None:
         await advance(turn)

@@ -49,6 +49,20 @@ class OtpStore:
             closed_at=_dt(row["closed_at"]),
         )
 
+    async def replaced_for_user(
+        self, channel: str, user_id: str, before_id: int, now: datetime,
+    ) -> list[OtpChallenge]:
+        """This user's codes older than challenge `before_id` that were closed while still valid
+        (replaced by a newer code or let go) and would not have expired yet."""
+        rows = await self._db.all(
+            """SELECT id FROM otp_challenges WHERE channel = ? AND user_id = ? AND id < ? AND send_failed = 0
+               AND closed_at IS NOT NULL AND closed_at < expires_at AND expires_at > ?
+               ORDER BY id DESC LIMIT 10""",
+            (channel, user_id, before_id, _ts(now)),
+        )
+        found = [await self.get(r[0]) for r in rows]
+        return [c for c in found if c is not None]
+
     async def close(self, challenge_id: int, at: datetime) -> None:
         await self._db.execute(
             "UPDATE otp_challenges SET closed_at = ? WHERE id = ? AND closed_at IS NULL", (_ts(at), challenge_id)

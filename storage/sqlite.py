@@ -29,6 +29,7 @@ from storage.export_pages import ExportPages
 from storage.models import Conversation, Registration, School, SignedLetter
 from storage.otp import OtpStore
 from storage.outbox import OutboxStore
+from storage.search import SearchStore
 from storage.stats import StatsStore
 
 log = logging.getLogger(__name__)
@@ -64,11 +65,17 @@ class Repository:
         self.directory = DirectoryStore(db)
         self.erasure = ErasureStore(db, crypto)  # erasure on request, on cancel, and by the retention job
         self.export = ExportPages(db, self._registration)  # opens its own short transactions
+        self.search = SearchStore(db, crypto, self._registration)  # /find, each query by its index
 
     @classmethod
     async def open(cls, path: Path | str, crypto: Crypto) -> Repository:
-        """Open (creating if needed) the database and apply pending migrations."""
-        return cls(await Database.open(path), crypto)
+        """Open (creating if needed) the database, apply pending migrations, and fill in the
+        keyed-hash indexes a migration could not (they need the key)."""
+        repo = cls(await Database.open(path), crypto)
+        async with repo.transaction():
+            if filled := await repo.search.backfill_names():
+                log.info("indexed the officer names of %d registrations for /find", filled)
+        return repo
 
     async def close(self) -> None:
         await self._db.close()
@@ -223,6 +230,7 @@ class Repository:
                 _ts(now), reg.id,
             ),
         )
+        await self.search.sync_name(reg)
 
     async def accounts_not_made(self) -> int:
         """Approved registrations whose account is not made yet (pending, running or failed)."""
@@ -250,17 +258,6 @@ class Repository:
         total = await self._one("SELECT COUNT(*) FROM registrations WHERE status = 'submitted'")
         return [self._registration(r) for r in rows], total[0] if total else 0
 
-    async def find_registrations(self, text: str, limit: int = 10) -> list[Registration]:
-        """By reference, school code, part of the school name, or phone number (E.164)."""
-        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = await self._all(
-            """SELECT * FROM registrations
-               WHERE ref = ? OR school_code = ? OR phone_index = ? OR school_name LIKE ? ESCAPE '\\'
-               ORDER BY id DESC LIMIT ?""",
-            (text.upper(), text, self._crypto.index("phone", text), pattern, limit),
-        )
-        return [self._registration(r) for r in rows]
-
     async def others_for_school(self, reg: Registration) -> list[Registration]:
         rows = await self._all(
             """SELECT * FROM registrations WHERE school_code = ? AND id != ?
@@ -268,6 +265,23 @@ class Repository:
             (reg.school_code, reg.id),
         )
         return [self._registration(r) for r in rows]
+
+    async def school_registrations(self, school_code: str, except_id: int) -> list[Registration]:
+        """The registrations of a school that are approved or on their way (letter issued or
+        submitted), other than `except_id`: an officer starting another is told."""
+        rows = await self._all(
+            """SELECT * FROM registrations WHERE school_code = ? AND id != ?
+               AND status IN ('letter_issued', 'submitted', 'approved') ORDER BY id""",
+            (school_code, except_id),
+        )
+        return [self._registration(r) for r in rows]
+
+    async def same_person_matches(self, reg: Registration) -> list[tuple[Registration, bool, bool]]:
+        """Like `others_with_same_person`, saying what matched: (registration, same national
+        ID, same phone)."""
+        return [(r, bool(reg.national_id) and r.national_id == reg.national_id,
+                 bool(reg.phone) and r.phone == reg.phone)
+                for r in await self.others_with_same_person(reg)]
 
     async def others_with_same_person(self, reg: Registration) -> list[Registration]:
         """Registrations of other schools with this national ID or this phone."""

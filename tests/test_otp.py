@@ -65,8 +65,8 @@ async def test_only_the_newest_code_counts_and_a_code_works_once(officer: Office
     await officer.press("otp:resend")
     second = sms.last_code()
     assert first != second  # fresh secrets: equal codes have a one-in-a-million chance
-    await officer.say(first)
-    assert officer.said("err_otp_wrong", left=4)
+    await officer.say(first)  # replaced: told so, and not a wrong try (tests/test_officer_path.py)
+    assert officer.said("err_otp_replaced", phone="08x-xxx-5678")
     async with repo.transaction():
         challenge_id = (await repo.get_conversation(officer.channel, officer.user_id)).otp_challenge_id
     await officer.say(second)

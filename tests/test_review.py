@@ -125,7 +125,7 @@ async def test_reject_by_button_asks_a_reason_and_tells_the_officer(reviewing, s
     await reviewer.press(unsigned)
     [told] = to(officer, reviewer.replies)
     assert told.text == t("officer_rejected", "th", ref=ref, reason=t("reason_unsigned", "th"))
-    assert "letter:edit" in [c.payload for c in told.choices]
+    assert f"reg:edit:{ref}" in [c.payload for c in told.choices]  # names the registration: works from any step
     assert "KidDiary" in sms.sent[-1][1] and t("reason_unsigned", "th") in sms.sent[-1][1]
     reg = await stored(reviewing, ref)
     assert (reg.status, reg.reject_reason) == ("rejected", "unsigned")
@@ -214,7 +214,8 @@ async def test_the_queue_oldest_first_paged_and_show_and_find(reviewing, sms, cl
     await reviewer.press("review:pending:2")
     assert reviewer.payloads == [f"review:show:{ref}" for ref in refs[8:]]
     await reviewer.press(f"review:show:{refs[9]}")
-    assert "submitted" in reviewer.text and "letter_issued" in reviewer.text  # the history
+    assert t("history_submitted", "th", qr=t("review_qr_matched", "th")) in reviewer.text  # the history
+    assert t("history_letter_issued", "th", version=1) in reviewer.text
     assert reviewer.replies[-1].document is not None  # with the photo
     await reviewer.say("/find 0810000003")
     assert refs[3] in reviewer.text and refs[4] not in reviewer.text
@@ -250,7 +251,7 @@ async def test_the_card_warns_when_the_person_registers_another_school(reviewing
     await second.press("confirm")
     await send(second, phone_photo(letter_pdf(second)))
     [card] = [r for r in second.replies if r.to == REVIEW_CHAT]
-    assert t("review_warning_person", "th", ref=first, school="โรงเรียนบ้านหนองบัว") in card.text
+    assert t("review_warning_person_both", "th", ref=first, school="โรงเรียนบ้านหนองบัว") in card.text
 
 
 async def test_find_by_reference(reviewing, sms):
@@ -315,7 +316,8 @@ async def test_a_provisioning_failure_stays_approved_visible_and_is_retried(revi
     reg = await stored(reviewing, ref)
     assert (reg.status, reg.provision_status, reg.account_username) == ("approved", "failed", None)
     await reviewer.say(f"/show {ref}")
-    assert "provision_failed" in reviewer.text  # visible to the reviewers
+    failed = t("history_provision_failed", "th", detail="ProvisionError: HTTP 503")
+    assert failed in reviewer.text  # visible to the reviewers
     retried = await delivered(reviewing, reviewing.retry_provisioning())
     [told] = [r for r in retried if r.to == Address(officer.channel, officer.user_id)]
     assert "nongbua01" in told.text

@@ -28,9 +28,12 @@ def _params(kind: str, detail: str, lang: str) -> dict[str, str]:
     if kind == "letter_issued":
         found = re.search(r"\d+", detail)
         return {"version": found.group(0) if found else "?"}
-    if kind == "submitted":
-        qr = "matched" if detail.endswith("matched") else "unverified"
-        return {"qr": text(f"review_qr_{qr}", lang)}
+    if kind == "submitted":  # "signed letter 2, QR matched, signature blank" (older: "… QR matched")
+        found = re.search(r"signed letter (\d+), QR (\w+), signature (\w+)", detail)
+        number, qr, signature = found.groups() if found else ("?", detail.rsplit(" ", 1)[-1], "unchecked")
+        qr = qr if qr == "matched" else "unverified"
+        return {"number": number, "qr": text(f"review_qr_{qr}", lang),
+                "signature": text(f"history_signature_{signature}", lang)}
     if kind == "rejected":
         from handlers.review import reason_text  # the reasons are worded with the review
 

@@ -214,7 +214,9 @@ async def test_the_queue_oldest_first_paged_and_show_and_find(reviewing, sms, cl
     await reviewer.press("review:pending:2")
     assert reviewer.payloads == [f"review:show:{ref}" for ref in refs[8:]]
     await reviewer.press(f"review:show:{refs[9]}")
-    assert t("history_submitted", "th", qr=t("review_qr_matched", "th")) in reviewer.text  # the history
+    sent = t("history_submitted", "th", number="1", qr=t("review_qr_matched", "th"),
+                  signature=t("history_signature_signed", "th"))
+    assert sent in reviewer.text  # the history
     assert t("history_letter_issued", "th", version=1) in reviewer.text
     assert reviewer.replies[-1].document is not None  # with the photo
     await reviewer.say("/find 0810000003")

@@ -13,7 +13,7 @@ from handlers.messages import Choice
 from handlers.states import EDITABLE, HANDLED, Outcome, State
 from handlers.turn import Turn
 from handlers.validation import Invalid
-from storage.models import APPROVED, CANCELLED, DRAFT, Registration
+from storage.models import APPROVED, CANCELLED, DRAFT, REVOKED, Registration
 
 # --- consent -------------------------------------------------------------------------
 
@@ -216,6 +216,8 @@ def decision_status(turn: Turn) -> str:
         return turn.t("status_approved", ref=reg.ref, school=reg.school_name, username=reg.account_username)
     if reg.status == APPROVED:
         return turn.t("officer_approved_pending", ref=reg.ref)
+    if reg.status == REVOKED:
+        return turn.t("status_revoked", ref=reg.ref, school=reg.school_name)
     return turn.t("status_rejected", ref=reg.ref, school=reg.school_name,
                   reason=review.reason_text(reg.reject_reason or "", turn.conv.lang))
 

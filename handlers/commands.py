@@ -26,7 +26,7 @@ from handlers.steps import (
     take_answer,
 )
 from handlers.turn import Turn
-from storage.models import APPROVED, DRAFT, LETTER_ISSUED, REJECTED
+from storage.models import APPROVED, DRAFT, LETTER_ISSUED, REJECTED, REVOKED
 from templates import LANGUAGES
 
 # Typed words (folded) that mean a command, in Thai and English, with or without a slash.
@@ -150,7 +150,7 @@ async def status(turn: Turn, argument: str = "") -> None:
     reg = turn.reg
     if reg is None:
         turn.say("status_none", choices=[turn.button("btn_start", "cmd:start")])
-    elif state in AWAITING and reg.status in (APPROVED, REJECTED):
+    elif state in AWAITING and reg.status in (APPROVED, REJECTED, REVOKED):
         turn.replies.append(Outbound(decision_status(turn), tuple(step_choices(turn, state))))
     elif state in AWAITING:
         step = STEPS[state]

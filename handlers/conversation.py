@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import broadcasts, commands, directory_import, review
+from handlers import broadcasts, commands, directory_import, review, sms_budget
 from handlers.messages import Choice, Kind
 from handlers.normalize import clean_text
 from handlers.steps import STEPS, State, ask, match_choice, step_choices, take_answer, take_attachment
@@ -24,6 +24,9 @@ async def handle(turn: Turn) -> None:
         admin_action = broadcasts.parse(inbound.text, inbound.payload or None)
         if admin_action is not None:
             await broadcasts.handle(turn, *admin_action)
+            return
+        if not inbound.payload and (sms_argument := sms_budget.parse(inbound.text)) is not None:
+            await sms_budget.handle(turn, sms_argument)
             return
         review_action = review.parse(clean_text(inbound.text), inbound.payload or None)
         if review_action is not None:

@@ -28,7 +28,7 @@ from handlers.steps import State
 from handlers.turn import CoreSettings, Turn
 from handlers.validation import Invalid, mask_phone
 from storage import Conversation, Registration, Repository, UploadStore
-from storage.models import ANSWER, NOTICE, OutboxRow
+from storage.models import ANSWER, APPROVED, NOTICE, OutboxRow
 from templates import DEFAULT_LANGUAGE, LANGUAGES, text
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 
 class SmsError(Exception):
     """The gateway could not deliver a message (after its own retries)."""
+
+
+class SmsOutcomeUnknown(SmsError):
+    """The gateway may or may not have sent the message (a timeout, a dropped connection, a 5xx
+    that is not "try later"). Not sent again; a code in it counts against the limits."""
 
 
 class SmsGateway(Protocol):
@@ -153,7 +158,8 @@ class Dispatcher:
             # made again later (with a new password) rather than left unusable.
             sms_text = text("sms_approved", lang, school=reg.school_name, username=account.username,
                             password=account.initial_password or "-", url=account.sign_in_url)
-            if not await self._send_sms(Sms(reg.phone, sms_text)):
+            # One key per attempt: a new attempt makes a new password, a different message.
+            if not await self._send_sms(Sms(reg.phone, sms_text), key=f"password:{reg.ref}:{reg.provision_attempts}"):
                 account, error = None, "the SMS with the initial password could not be sent"
         officer_address = Address(reg.channel, reg.user_id)
         out: list[Outbound] = []
@@ -176,6 +182,9 @@ class Dispatcher:
             if account is None:
                 reg.provision_status, reg.provision_error = "failed", error
                 await self.repo.add_audit(reg.id, now, "system", "provision_failed", error or "")
+            elif reg.status != APPROVED:  # revoked while its account was being made: the username is not its
+                reg.provision_status, reg.provision_error = "done", None
+                await self.repo.add_audit(reg.id, now, "system", "provisioned", f"{account.username} (revoked)")
             else:
                 reg.provision_status, reg.provision_error, reg.account_username = "done", None, account.username
                 reg.account_password_hash = account.initial_password and hash_password(account.initial_password)
@@ -328,11 +337,25 @@ class Dispatcher:
             rows = await self._enqueue(notices, [], None, now)
         self._committed(rows)
 
-    async def _send_sms(self, sms: Sms) -> bool:
+    async def sms_unknown(self, sms: Sms) -> None:
+        """The gateway may have sent this SMS. A code in it stays counted against every limit (so
+        timeouts cannot be used to send codes for free) and stays valid; the officer is told it
+        may still come, and when a new one may be asked for."""
+        if sms.otp_challenge_id is None:
+            return
+        now = self.clock()
+        async with self.repo.transaction():
+            await self.repo.otp.send_unknown(sms.otp_challenge_id)
+            wait = int(self.settings.otp.resend_after.total_seconds())
+            notices = [Outbound(text("sms_unknown", sms.lang, seconds=wait), to=sms.notify)] if sms.notify else []
+            rows = await self._enqueue(notices, [], None, now)
+        self._committed(rows)
+
+    async def _send_sms(self, sms: Sms, key: str | None = None) -> bool:
         """Straight to the gateway, for the one SMS that must not be written down: an initial
         password. (If it cannot be sent, the account is made again later.)"""
         try:
-            await self.sms.send(sms.phone, sms.text)
+            await self.sms.send(sms.phone, sms.text, key=key)
             return True
         except SmsError as e:
             log.error("SMS to %s failed: %s", mask_phone(sms.phone), e)

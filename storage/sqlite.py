@@ -28,6 +28,7 @@ from storage.export_pages import ExportPages
 from storage.models import Conversation, Registration, School, SignedLetter
 from storage.otp import OtpStore
 from storage.outbox import OutboxStore
+from storage.reviewing import ReviewStore
 from storage.stats import StatsStore
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class Repository:
         self.audit_log = AuditLog(db)  # exports and directory imports (not per registration)
         self.directory = DirectoryStore(db)
         self.export = ExportPages(db, self._registration)  # opens its own short transactions
+        self.reviewing = ReviewStore(db, crypto, self._registration)  # reviewers as people; standing approvals
 
     @classmethod
     async def open(cls, path: Path | str, crypto: Crypto) -> Repository:

@@ -7,12 +7,11 @@ import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import aiohttp
 import pytest
 
 from bot.config import ConfigError, load_config
 from bot.sms import TwilioGateway, WebhookGateway, make_gateway
-import aiohttp
-
 from handlers.dispatch import SmsError, SmsOutcomeUnknown
 from tests.fakes.http_service import HANG, FakeService
 from tests.helpers import Officer

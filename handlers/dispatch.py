@@ -23,6 +23,7 @@ from typing import Protocol
 
 from handlers import attachments, conversation, directory, directory_import, otp
 from handlers.messages import Address, Inbound, Kind, Outbound, Sms, encode, encode_sms
+from handlers.photo_gate import PhotoGate
 from handlers.provisioning import Provisioner, hash_password
 from handlers.steps import State
 from handlers.turn import CoreSettings, Turn
@@ -103,6 +104,7 @@ class Dispatcher:
         # Called with the rows each commit added to the outbox (the delivery workers take them).
         self.on_commit: Callable[[list[OutboxRow]], None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self.photo_gate = PhotoGate()  # when and how often a photo is decoded
 
     async def handle(self, inbound: Inbound, busy: Busy | None = None) -> list[Outbound]:
         """Handle `inbound`; the messages it committed to the outbox (for the console and tests:
@@ -213,17 +215,18 @@ class Dispatcher:
         try:
             inspection: attachments.Inspection | Invalid | directory.DirectoryFile | None = None
             directory_file = await self._directory_file(inbound)
-            if inbound.attachment is not None and inbound.attachment.fetch is not None:
-                inbound = await self._fetched(inbound, directory_file)
-            if inbound.attachment is not None and inbound.attachment.fetch is None:
+            if inbound.attachment is not None:
+                inbound, inspection = await self._gated(inbound, directory_file)
+            if inbound.attachment is not None:
                 # Decoding and QR reading, or reading a directory: in a worker thread, and no
                 # transaction held meanwhile.
                 attachment = inbound.attachment
                 if directory_file:
                     inspection = await asyncio.to_thread(directory.parse, attachment.data)
                 else:
-                    inspection = await asyncio.to_thread(attachments.inspect, attachment.data,
-                                                         attachment.declared_size)
+                    async with self.photo_gate.decoding:  # a few at once over all users: memory
+                        inspection = await asyncio.to_thread(attachments.inspect, attachment.data,
+                                                             attachment.declared_size)
             async with self.repo.transaction():
                 event_id = inbound.event_id
                 if event_id and not await self.repo.events.claim(inbound.channel, event_id, self.clock()):
@@ -261,20 +264,26 @@ class Dispatcher:
         async with self.repo.transaction():
             return await directory_import.wanted(self.repo, self.settings, inbound, self.clock())
 
-    async def _fetched(self, inbound: Inbound, directory_file: bool = False) -> Inbound:
-        """The inbound with its file downloaded, if the officer is where a file is taken: never
-        in a group, only at the letter steps or with a registration waiting for its signed
-        letter, or an admin's school directory. Otherwise it stays undownloaded (and the step
-        says what it expects instead)."""
-        assert inbound.attachment is not None and inbound.attachment.fetch is not None
+    async def _gated(self, inbound: Inbound, directory_file: bool = False) -> tuple[Inbound, Invalid | None]:
+        """The inbound with its file downloaded, if the file is worth a look (handlers/photo_gate.py):
+        an admin's school directory, or a photo or file from an officer at the letter steps (a
+        registration waiting for its signed letter), never in a group, and not too often. Otherwise
+        the file is dropped undownloaded and undecoded (the step says what it expects instead),
+        with the reason when it came too often."""
+        assert inbound.attachment is not None
         wanted = directory_file
         if inbound.group_id is None and not wanted:
             async with self.repo.transaction():
                 wanted = await self.repo.awaits_signed_letter(inbound.channel, inbound.user_id)
         if not wanted:
-            return replace(inbound, attachment=None)
+            return replace(inbound, attachment=None), None
+        if not directory_file and (refused := self.photo_gate.admit((inbound.channel, inbound.user_id), self.clock())):
+            log.info("photo from %s:%s not decoded: too many lately", inbound.channel, inbound.user_id)
+            return replace(inbound, attachment=None), refused
+        if inbound.attachment.fetch is None:  # delivered with the message (the console)
+            return inbound, None
         data = await inbound.attachment.fetch()
-        return replace(inbound, attachment=replace(inbound.attachment, data=data, fetch=None))
+        return replace(inbound, attachment=replace(inbound.attachment, data=data, fetch=None)), None
 
     async def _enqueue(
         self, outbounds: list[Outbound], sms: list[Sms], inbound: Inbound | None, now: datetime,

@@ -78,6 +78,7 @@ class KeyedLocks:
 Busy = Callable[[], Awaitable[None]]
 SMS = "sms"  # the outbox's channel for SMS
 PROVISION_STALE = timedelta(minutes=10)  # an account "being made" this long ago was interrupted
+EVENT_ID_RETENTION = timedelta(days=30)  # platforms redeliver within minutes; a month of ids is ample
 
 
 def utc_now() -> datetime:
@@ -196,6 +197,12 @@ class Dispatcher:
         self._committed(rows)
         if error:
             log.error("provisioning %s failed (attempt %d): %s", reg.ref, reg.provision_attempts, error)
+
+    async def forget_old_events(self) -> int:
+        """Drop the event ids older than EVENT_ID_RETENTION (at start and then periodically: a
+        bot that runs for months must not keep every id it ever saw). How many were dropped."""
+        async with self.repo.transaction():
+            return await self.repo.events.forget_before(self.clock() - EVENT_ID_RETENTION)
 
     async def retry_provisioning(self, max_attempts: int = 10) -> None:
         """Try again the accounts that could not be made."""

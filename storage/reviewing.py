@@ -1,6 +1,6 @@
 """What the review needs to know beyond one registration (`repo.reviewing`): who a reviewer is
-as a person (the national IDs and phones their chat accounts have registered with), and the
-approval that stands for a school.
+as a person (the national IDs and phones their chat accounts have registered with), the
+approval that stands for a school, the queue a page at a time, and the accounts still to make.
 
 A reviewer is one person with possibly several chat accounts (a Telegram one they registered
 their school with, a LINE one they review from). The bot knows a person only by what they
@@ -13,10 +13,30 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from storage.crypto import Crypto
 from storage.database import Database
+from storage.database import ts as _ts
 from storage.models import Registration
+
+# The queue, oldest submission first: the page's ids come from the index on (status,
+# submitted_at, id) alone, and only the page's rows are read whole.
+PENDING_PAGE = """SELECT * FROM registrations WHERE id IN (
+                      SELECT id FROM registrations WHERE status = 'submitted'
+                      ORDER BY submitted_at, id LIMIT ? OFFSET ?)
+                  ORDER BY submitted_at, id"""
+PENDING_COUNT = "SELECT COUNT(*) FROM registrations WHERE status = 'submitted'"
+# Both say the partial index's condition (status approved, account not done) word for word, as
+# SQLite requires to use a partial index, and name the index: without statistics the planner
+# would rather walk every approved row through the (status, …) index.
+NOT_MADE = ("registrations INDEXED BY registrations_provision_open"
+            " WHERE status = 'approved' AND provision_status != 'done'")
+ACCOUNTS_NOT_MADE = f"SELECT COUNT(*) FROM {NOT_MADE}"
+TO_PROVISION = f"""SELECT * FROM {NOT_MADE}
+                  AND provision_attempts < ?
+                  AND (provision_status = 'failed' OR (provision_status IN ('pending', 'running') AND updated_at < ?))
+                  ORDER BY decided_at"""
 
 MAX_ROUNDS = 4  # links followed from the reviewer's own account: ample for one person's accounts
 MAX_ACCOUNTS = 50  # a "person" spanning more accounts than this is not one person: stop there
@@ -85,3 +105,21 @@ class ReviewStore:
             (reg.school_code, reg.id),
         )
         return None if row is None else self._registration(row)
+
+    # --- the queue and the accounts to make ----------------------------------------------------
+
+    async def pending_page(self, offset: int, limit: int) -> tuple[list[Registration], int]:
+        """Registrations waiting for review, oldest submission first, and how many there are."""
+        rows = await self._db.all(PENDING_PAGE, (limit, offset))
+        total = await self._db.one(PENDING_COUNT)
+        return [self._registration(r) for r in rows], total[0] if total else 0
+
+    async def accounts_not_made(self) -> int:
+        row = await self._db.one(ACCOUNTS_NOT_MADE)
+        return row[0] if row else 0
+
+    async def to_provision(self, max_attempts: int, stale_before: datetime) -> list[Registration]:
+        """Approved registrations whose account is to be tried again: failed ones, and ones left
+        pending or running since before `stale_before` (the process stopped half-way)."""
+        rows = await self._db.all(TO_PROVISION, (max_attempts, _ts(stale_before)))
+        return [self._registration(r) for r in rows]

@@ -79,6 +79,15 @@ class Repository:
         async with self._db.transaction():
             yield self
 
+    async def health_check(self, now: datetime) -> None:
+        """Raise unless the database answers and takes a write (committed, so on disk)."""
+        async with self._db.transaction():
+            await self._execute(
+                """INSERT INTO health (id, checked_at) VALUES (1, ?)
+                   ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at""",
+                (_ts(now),),
+            )
+
     # --- conversations -----------------------------------------------------------------
 
     async def get_conversation(self, channel: str, user_id: str) -> Conversation | None:
@@ -226,10 +235,7 @@ class Repository:
 
     async def accounts_not_made(self) -> int:
         """Approved registrations whose account is not made yet (pending, running or failed)."""
-        row = await self._one(
-            "SELECT COUNT(*) FROM registrations WHERE status = 'approved' AND provision_status != 'done'"
-        )
-        return row[0] if row else 0
+        return await self.reviewing.accounts_not_made()
 
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._all("SELECT status, COUNT(*) AS n FROM registrations GROUP BY status")
@@ -243,12 +249,7 @@ class Repository:
 
     async def submitted(self, offset: int, limit: int) -> tuple[list[Registration], int]:
         """Registrations waiting for review, oldest submission first, and how many there are."""
-        rows = await self._all(
-            "SELECT * FROM registrations WHERE status = 'submitted' ORDER BY submitted_at, id LIMIT ? OFFSET ?",
-            (limit, offset),
-        )
-        total = await self._one("SELECT COUNT(*) FROM registrations WHERE status = 'submitted'")
-        return [self._registration(r) for r in rows], total[0] if total else 0
+        return await self.reviewing.pending_page(offset, limit)
 
     async def find_registrations(self, text: str, limit: int = 10) -> list[Registration]:
         """By reference, school code, part of the school name, or phone number (E.164)."""
@@ -280,16 +281,8 @@ class Repository:
         return [self._registration(r) for r in rows]
 
     async def to_provision(self, max_attempts: int, stale_before: datetime) -> list[Registration]:
-        """Approved registrations whose account is to be tried again: failed ones, and ones left
-        pending or running since before `stale_before` (the process stopped half-way)."""
-        rows = await self._all(
-            """SELECT * FROM registrations WHERE status = 'approved' AND provision_attempts < ?
-               AND (provision_status = 'failed'
-                    OR (provision_status IN ('pending', 'running') AND updated_at < ?))
-               ORDER BY decided_at""",
-            (max_attempts, _ts(stale_before)),
-        )
-        return [self._registration(r) for r in rows]
+        """Approved registrations whose account is to be tried again (storage/reviewing.py)."""
+        return await self.reviewing.to_provision(max_attempts, stale_before)
 
     async def claim_provisioning(self, registration_id: int, now: datetime, stale_before: datetime) -> bool:
         """Mark the account as being made; False when someone else is making it (or it is made)."""

@@ -15,7 +15,7 @@ CREATE INDEX registrations_provision_open ON registrations (provision_status, up
 -- `sch<code>`: the later one gives its username up and is marked failed (no automatic retry)
 -- so a reviewer decides, with /approve REF replace, which one stands.
 INSERT INTO audit_events (registration_id, at, actor, kind, detail)
-    SELECT id, strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'), 'system', 'provision_failed',
+    SELECT id, strftime('%Y-%m-%dT%H:%M:%S', 'now') || '.000000+00:00', 'system', 'provision_failed',
            'duplicate account username ' || account_username
     FROM registrations r
     WHERE account_username IS NOT NULL

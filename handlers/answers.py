@@ -204,7 +204,7 @@ def letter_question(turn: Turn) -> str:
 
 def submitted_question(turn: Turn) -> str:
     reg = reg_of(turn)
-    if reg.status == APPROVED:  # the review is over: say how it ended
+    if reg.status in (APPROVED, REVOKED):  # the review is over: say how it ended
         return decision_status(turn)
     return turn.t("ask_submitted", ref=reg.ref, phone=v.local_phone(reg.phone or ""))
 

@@ -178,5 +178,5 @@ async def test_a_new_photo_after_a_revocation_is_not_a_new_submission(reviewing,
     await reviewer.say(f"/approve {first_ref}")
     await reviewer.say(f"/approve {await submitted_later(person(reviewing, sms, Address('test', '102')))} replace")
     await send(first, phone_photo(pdf, angle=3))
-    assert first.said("err_letter_other_registration", ref=first_ref)
+    assert first.said("status_revoked", ref=first_ref, school=ANSWERS["school_name"])  # not "waiting for review"
     assert (await stored(reviewing, first_ref)).status == "revoked"

@@ -24,12 +24,12 @@ from typing import Protocol
 from handlers import attachments, conversation, directory, directory_import, otp
 from handlers.messages import Address, Inbound, Kind, Outbound, Sms, encode, encode_sms
 from handlers.photo_gate import PhotoGate
-from handlers.provisioning import Provisioner, hash_password
+from handlers.provisioning import Account, Provisioner, hash_password
 from handlers.steps import State
 from handlers.turn import CoreSettings, Turn
 from handlers.validation import Invalid, mask_phone
 from storage import Conversation, Registration, Repository, UploadStore
-from storage.models import ANSWER, APPROVED, NOTICE, OutboxRow
+from storage.models import ANSWER, APPROVED, NOTICE, OutboxRow, UsernameTaken
 from templates import DEFAULT_LANGUAGE, LANGUAGES, text
 
 log = logging.getLogger(__name__)
@@ -178,6 +178,19 @@ class Dispatcher:
             if reviewer:
                 out.append(Outbound(text("review_provisioned", reviewer_lang, ref=reg.ref, username=account.username),
                                     to=reviewer))
+        try:
+            rows = await self._record_account(registration_id, account, error, out, now)
+        except UsernameTaken:  # the service named an account another registration holds
+            error = f"the account username {account and account.username} belongs to another registration"
+            rows = await self._record_account(registration_id, None, error, [], now)
+        self._committed(rows)
+        if error:
+            log.error("provisioning %s failed (attempt %d): %s", reg.ref, reg.provision_attempts + 1, error)
+
+    async def _record_account(
+        self, registration_id: int, account: Account | None, error: str | None, out: list[Outbound], now: datetime,
+    ) -> list[OutboxRow]:
+        """Write down how making the account went (and what to tell whom), in one transaction."""
         async with self.repo.transaction():
             reg = await self.repo.get_registration(registration_id)
             assert reg is not None
@@ -193,10 +206,7 @@ class Dispatcher:
                 reg.account_password_hash = account.initial_password and hash_password(account.initial_password)
                 await self.repo.add_audit(reg.id, now, "system", "provisioned", account.username)
             await self.repo.save_registration(reg, now)
-            rows = await self._enqueue(out, [], None, now)
-        self._committed(rows)
-        if error:
-            log.error("provisioning %s failed (attempt %d): %s", reg.ref, reg.provision_attempts, error)
+            return await self._enqueue(out, [], None, now)
 
     async def forget_old_events(self) -> int:
         """Drop the event ids older than EVENT_ID_RETENTION (at start and then periodically: a

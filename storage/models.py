@@ -20,6 +20,10 @@ REVOKED = "revoked"
 STATUSES = (DRAFT, LETTER_ISSUED, SUBMITTED, APPROVED, REJECTED, CANCELLED, REVOKED)
 
 
+class UsernameTaken(ValueError):
+    """An account username already held by another registration (they are unique)."""
+
+
 @dataclass
 class Conversation:
     """Where one chat user stands. Saved after every inbound, in the same transaction."""

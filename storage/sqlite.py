@@ -25,7 +25,7 @@ from storage.database import ts as _ts
 from storage.directory import DirectoryStore
 from storage.events import EventStore
 from storage.export_pages import ExportPages
-from storage.models import Conversation, Registration, School, SignedLetter
+from storage.models import Conversation, Registration, School, SignedLetter, UsernameTaken
 from storage.otp import OtpStore
 from storage.outbox import OutboxStore
 from storage.reviewing import ReviewStore
@@ -209,6 +209,15 @@ class Repository:
         return [self._registration(r) for r in rows]
 
     async def save_registration(self, reg: Registration, now: datetime) -> None:
+        """Raises UsernameTaken when its account username is another registration's."""
+        try:
+            await self._save_registration(reg, now)
+        except sqlite3.IntegrityError as e:
+            if "account_username" in str(e):
+                raise UsernameTaken(reg.account_username or "") from e
+            raise
+
+    async def _save_registration(self, reg: Registration, now: datetime) -> None:
         enc, idx = self._crypto.encrypt, self._crypto.index
         await self._execute(
             """UPDATE registrations SET status = ?, affiliation = ?, school_code = ?, school_name = ?,

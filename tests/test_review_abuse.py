@@ -8,10 +8,12 @@ from dataclasses import replace
 
 import pytest
 
+from bot.provision_http import HttpProvisioner
 from handlers.dispatch import Dispatcher
 from handlers.messages import Address
 from handlers.provisioning import SchoolCodeProvisioner
 from templates import text as t
+from tests.fakes.http_service import FakeService
 from tests.helpers import ANSWERS, Officer, delivered
 from tests.test_review import stored, submitted, submitted_with_letter
 from tests.test_signed_letter import at_letter_step, letter_pdf, phone_photo, send
@@ -180,3 +182,24 @@ async def test_a_new_photo_after_a_revocation_is_not_a_new_submission(reviewing,
     await send(first, phone_photo(pdf, angle=3))
     assert first.said("status_revoked", ref=first_ref, school=ANSWERS["school_name"])  # not "waiting for review"
     assert (await stored(reviewing, first_ref)).status == "revoked"
+
+
+async def test_an_account_service_naming_a_taken_username_leaves_the_approval_failed(reviewing, sms, monkeypatch):
+    """The account service answers the same username for two schools: the second is not
+    recorded under it (usernames are unique), it stays approved, marked failed, and says why."""
+    service = FakeService({"username": "nongbua01", "initial_password": "Xy7pQ2mn", "sign_in_url": "https://x"})
+    await service.start()
+    try:
+        reviewing.provisioner = HttpProvisioner(f"{service.url}/accounts", None, "https://fallback")
+        reviewer = person(reviewing, sms, OTHER_REVIEWER)
+        first_ref = await submitted(person(reviewing, sms, Address("test", "301")))
+        await reviewer.say(f"/approve {first_ref}")
+        monkeypatch.setitem(ANSWERS, "school_code", "1054530002")  # another school
+        second_ref = await submitted_later(person(reviewing, sms, Address("test", "302")))
+        await delivered(reviewing, reviewer.say(f"/approve {second_ref}"))
+        first, second = await stored(reviewing, first_ref), await stored(reviewing, second_ref)
+        assert first.account_username == "nongbua01"
+        assert second.status == "approved" and second.account_username is None
+        assert second.provision_status == "failed" and "nongbua01" in second.provision_error
+    finally:
+        await service.stop()

@@ -3,7 +3,6 @@ approvals for one school (refused unless a reviewer replaces the first, which is
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import replace
 
 import pytest
@@ -12,6 +11,7 @@ from bot.provision_http import HttpProvisioner
 from handlers.dispatch import Dispatcher
 from handlers.messages import Address
 from handlers.provisioning import SchoolCodeProvisioner
+from storage.models import UsernameTaken
 from templates import text as t
 from tests.fakes.http_service import FakeService
 from tests.helpers import ANSWERS, Officer, delivered
@@ -167,7 +167,7 @@ async def test_the_account_username_is_unique_in_storage(reviewing, sms):
     async with repo.transaction():
         taken = await repo.get_registration_by_ref(refs[1])
     taken.account_username = "sch1054530001"
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(UsernameTaken):
         async with repo.transaction():
             await repo.save_registration(taken, reviewing.clock())
     assert (await stored(reviewing, refs[1])).account_username is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from bot.broadcaster import Broadcaster
 from bot.config import Config, with_secret_key
@@ -20,8 +20,6 @@ from handlers.dispatch import Dispatcher, SmsGateway, utc_now
 from handlers.provisioning import Provisioner, SchoolCodeProvisioner
 from handlers.turn import CoreSettings
 from storage import Crypto, Repository, UploadStore
-
-EVENT_ID_RETENTION = timedelta(days=30)
 
 
 @dataclass
@@ -52,11 +50,10 @@ async def open_app(
     config.data_dir.mkdir(parents=True, exist_ok=True)
     crypto = Crypto(config.secret_key)
     repo = await Repository.open(config.database_path, crypto)
-    async with repo.transaction():  # platforms redeliver within minutes; a month of ids is ample
-        await repo.events.forget_before(datetime.now(UTC) - EVENT_ID_RETENTION)
     settings = replace(settings or config.core_settings(), seal_key=crypto.signing_key)
     files = UploadStore(config.data_dir / "uploads", crypto)
     dispatcher = Dispatcher(repo, settings, sms, files, provisioner=make_provisioner(config))
+    await dispatcher.forget_old_events()  # and then periodically (bot/cli.py)
     links = LetterLinks(settings.seal_key, timedelta(days=config.letter_link_days))
     letters = LetterFiles(repo, settings.seal_key, links, utc_now, files)
     delivery = Delivery(repo, timer)

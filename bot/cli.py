@@ -88,7 +88,8 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         await asyncio.to_thread(letter.prepare)
         telegram = TelegramChannel(app.config, app.dispatcher, app.letters) if config.telegram_enabled else None
         line = LineChannel(app.config, app.dispatcher, app.repo, app.links) if config.line_enabled else None
-        runner = await web.serve(web.make_app(telegram, line, app.letters), config.http_host, config.http_port)
+        http = web.make_app(telegram, line, app.letters, health=lambda: app.repo.health_check(app.dispatcher.clock()))
+        runner = await web.serve(http, config.http_host, config.http_port)
         channels = [c for c in (line, telegram) if c is not None]
         for channel in channels:
             app.delivery.add_sender(channel)
@@ -96,7 +97,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         await app.delivery.start()  # after the channels: sending needs their API clients
         await app.broadcaster.start()
         await app.retention.start()
-        retries = asyncio.create_task(_retry_provisioning(app.dispatcher))
+        retries = asyncio.create_task(maintenance(app.dispatcher))
         try:
             await _until_stopped()
         finally:
@@ -113,14 +114,16 @@ async def run(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _retry_provisioning(dispatcher: Dispatcher, every: float = 300) -> None:
-    """Accounts that could not be made are tried again every few minutes."""
+async def maintenance(dispatcher: Dispatcher, every: float = 300) -> None:
+    """Every few minutes: accounts that could not be made are tried again, and event ids past
+    their retention are dropped. A failure of one round is logged; the next round comes."""
     while True:
         await asyncio.sleep(every)
-        try:
-            await dispatcher.retry_provisioning()
-        except Exception:
-            logging.getLogger(__name__).exception("retrying provisioning failed")
+        for job in (dispatcher.retry_provisioning, dispatcher.forget_old_events):
+            try:
+                await job()
+            except Exception:
+                logging.getLogger(__name__).exception("maintenance: %s failed", job.__name__)
 
 
 async def _until_stopped() -> None:

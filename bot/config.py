@@ -57,6 +57,7 @@ class Config:
     admins: frozenset[Address] = frozenset()
     review_chats: tuple[Address, ...] = ()
     otp_daily_limit: int = OtpPolicy.global_day
+    otp_hourly_limit: int = OtpPolicy.global_hour
     letter_link_days: int = 7
     provisioner: str = "school_code"
     provision_url: str | None = None
@@ -79,8 +80,8 @@ class Config:
 
     def core_settings(self) -> CoreSettings:
         return CoreSettings(
-            otp=OtpPolicy(global_day=self.otp_daily_limit), admins=self.admins, reviewers=self.reviewers,
-            review_chats=self.review_chats, reminder_days=self.reminder_days,
+            otp=OtpPolicy(global_day=self.otp_daily_limit, global_hour=self.otp_hourly_limit), admins=self.admins,
+            reviewers=self.reviewers, review_chats=self.review_chats, reminder_days=self.reminder_days,
         )
 
 
@@ -134,6 +135,7 @@ def load_config(environ: Mapping[str, str] | None = None, dotenv: Path | None = 
         admins=frozenset(get.addresses("KIDDIARY_ADMINS")),
         review_chats=tuple(get.addresses("KIDDIARY_REVIEW_CHATS")),
         otp_daily_limit=get.integer("KIDDIARY_OTP_DAILY_LIMIT", OtpPolicy.global_day, 1, 10_000_000),
+        otp_hourly_limit=get.integer("KIDDIARY_OTP_HOURLY_LIMIT", OtpPolicy.global_hour, 1, 10_000_000),
         letter_link_days=get.integer("KIDDIARY_LETTER_LINK_DAYS", 7, 1, 90),
         provisioner=provisioner,
         provision_url=provision_url,

@@ -4,8 +4,11 @@ outbox's SMS sender.
 `console` prints locally (development only); `webhook` POSTs `{to, text}` as JSON with a
 bearer token and an `Idempotency-Key` header (the same for every try of one message) to
 KIDDIARY_SMS_URL; `twilio` calls Twilio's Messages API (KIDDIARY_SMS_URL overrides its base
-URL, for tests). Both network gateways time out, retry 5xx and 429 with backoff a few times,
-then raise SmsError.
+URL, for tests). Both network gateways try again, with backoff, only what the gateway surely did
+not send (it could not be reached, or answered 429 or 503), then raise SmsError. A timeout, a
+dropped connection or another 5xx may have been sent: it is not sent again (an SMS costs money,
+and a resend would go out twice on a gateway that ignores the key) but raised as
+SmsOutcomeUnknown, which the limits count as sent.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import aiohttp
 
 from bot.config import Config, ConfigError
 from bot.sender import Policy, Refused, Result, Retry, Sent, Unit, backoff
-from handlers.dispatch import SMS, Dispatcher, SmsError, SmsGateway
+from handlers.dispatch import SMS, Dispatcher, SmsError, SmsGateway, SmsOutcomeUnknown
 from handlers.messages import decode_sms
 from handlers.validation import local_phone, mask_phone
 from storage import OutboxRow
@@ -29,7 +32,7 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = 3
 TIMEOUT = aiohttp.ClientTimeout(total=15)
-RETRYABLE = {429, 500, 502, 503, 504}
+NOT_SENT = {429, 503}  # the gateway says it took nothing: safe to try again
 
 
 class ConsoleGateway:
@@ -46,21 +49,26 @@ class ConsoleGateway:
 
 class _HttpGateway:
     backoff = 0.5  # seconds before the 2nd try, doubled each time
+    timeout = TIMEOUT
 
     async def _post(self, url: str, **request: object) -> None:
         last = ""
         for attempt in range(ATTEMPTS):
             try:
-                async with aiohttp.ClientSession(timeout=TIMEOUT) as session, session.post(
+                async with aiohttp.ClientSession(timeout=self.timeout) as session, session.post(
                     url, **request  # type: ignore[arg-type]
                 ) as response:
                     if response.status < 300:
                         return
                     last = f"HTTP {response.status}"
-                    if response.status not in RETRYABLE:
+                    if response.status >= 500 and response.status not in NOT_SENT:
+                        raise SmsOutcomeUnknown(last)  # it may have gone out: never blindly again
+                    if response.status not in NOT_SENT:
                         break
-            except (aiohttp.ClientError, TimeoutError) as e:
+            except aiohttp.ClientConnectorError as e:  # never reached the gateway: nothing was sent
                 last = type(e).__name__
+            except (aiohttp.ClientError, TimeoutError) as e:  # sent, and then no clear answer
+                raise SmsOutcomeUnknown(type(e).__name__) from e
             if attempt < ATTEMPTS - 1:
                 await asyncio.sleep(self.backoff * 2**attempt)
         raise SmsError(last)
@@ -107,7 +115,8 @@ class SmsSender:
     """Sends the outbox's SMS. A one-time code's text is made only now, from its challenge, and
     not at all once the code has expired (after a long outage or a restart). A code the gateway
     gave up on is refused at once (the officer is told, and may ask for a new one); any other
-    SMS is tried again, with backoff, for a day."""
+    SMS is tried again, with backoff, for a day. One the gateway may have sent (a timeout) is
+    not sent again: a code counts as sent, and the officer is told it may still come."""
 
     channel = SMS
     policy = Policy(concurrency=8, idempotent=True)  # the gateway gets an Idempotency-Key
@@ -125,6 +134,10 @@ class SmsSender:
             return Sent()
         try:
             await self.gateway.send(sms.phone, text, key=row.idem_key)
+        except SmsOutcomeUnknown as e:  # perhaps sent: counted as sent, and not sent again
+            log.error("SMS to %s may or may not have been sent: %s", mask_phone(sms.phone), e)
+            await self.dispatcher.sms_unknown(sms)
+            return Sent()
         except SmsError as e:
             log.error("SMS to %s failed: %s", mask_phone(sms.phone), e)
             if sms.otp_challenge_id is not None:

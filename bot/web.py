@@ -7,9 +7,11 @@ body that is not a webhook). A refused request changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -23,13 +25,19 @@ TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 TELEGRAM = web.AppKey("telegram", TelegramChannel)
 LINE = web.AppKey("line", LineChannel)
 LETTERS = web.AppKey("letters", LetterFiles)
+Health = Callable[[], Awaitable[None]]
+HEALTH = web.AppKey("health", Health)
+HEALTH_TIMEOUT = 5  # seconds: a database that takes longer to take one small write is not healthy
 
 
 def make_app(
     telegram: TelegramChannel | None = None, line: LineChannel | None = None, letters: LetterFiles | None = None,
+    health: Health | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)  # webhooks carry JSON, not files
     app.router.add_get("/healthz", healthz)
+    if health is not None:
+        app[HEALTH] = health
     if telegram is not None and telegram.webhook_secret:
         app[TELEGRAM] = telegram
         app.router.add_post("/telegram/webhook", telegram_webhook)
@@ -49,6 +57,15 @@ def make_app(
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """200 when the process serves and its database answers and takes a write (committed);
+    503 otherwise, so a monitor or load balancer sees a full disk or a broken database."""
+    check = request.app.get(HEALTH)
+    if check is not None:
+        try:
+            await asyncio.wait_for(check(), HEALTH_TIMEOUT)
+        except Exception as e:  # whatever the database's failure, it is the answer
+            log.error("health check failed: %s: %s", type(e).__name__, e)
+            return web.json_response({"status": "database unavailable"}, status=503)
     return web.json_response({"status": "ok"})
 
 

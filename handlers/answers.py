@@ -13,7 +13,7 @@ from handlers.messages import Card, Choice, Field
 from handlers.states import EDITABLE, HANDLED, Outcome, State
 from handlers.turn import Turn
 from handlers.validation import Invalid
-from storage.models import APPROVED, CANCELLED, DRAFT, Registration
+from storage.models import APPROVED, CANCELLED, DRAFT, REVOKED, Registration
 from templates.letter import SCHOOL, signatory, with_kind
 
 # --- consent -------------------------------------------------------------------------
@@ -263,7 +263,7 @@ def letter_question(turn: Turn) -> str:
 
 def submitted_question(turn: Turn) -> str:
     reg = reg_of(turn)
-    if reg.status == APPROVED:  # the review is over: say how it ended
+    if reg.status in (APPROVED, REVOKED):  # the review is over: say how it ended
         return decision_status(turn)
     return turn.t("ask_submitted", ref=reg.ref, phone=v.local_phone(reg.phone or ""))
 
@@ -275,6 +275,8 @@ def decision_status(turn: Turn) -> str:
         return turn.t("status_approved", ref=reg.ref, school=reg.school_name, username=reg.account_username)
     if reg.status == APPROVED:
         return turn.t("officer_approved_pending", ref=reg.ref)
+    if reg.status == REVOKED:
+        return turn.t("status_revoked", ref=reg.ref, school=reg.school_name)
     return turn.t("status_rejected", ref=reg.ref, school=reg.school_name,
                   reason=review.reason_text(reg.reject_reason or "", turn.conv.lang))
 

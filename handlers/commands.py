@@ -26,7 +26,7 @@ from handlers.steps import (
     take_answer,
 )
 from handlers.turn import Turn
-from storage.models import APPROVED, DRAFT, LETTER_ISSUED, REJECTED, SUBMITTED
+from storage.models import APPROVED, DRAFT, LETTER_ISSUED, REJECTED, REVOKED, SUBMITTED
 from templates import LANGUAGES
 
 # Typed words (folded) that mean a command, in Thai and English, with or without a slash.
@@ -174,7 +174,7 @@ async def status(turn: Turn, argument: str = "") -> None:
         turn.replies.append(Outbound(listing, (*acts, *here)))
     elif reg is None:
         turn.say("status_none", choices=here)
-    elif state in AWAITING and reg.status in (APPROVED, REJECTED):
+    elif state in AWAITING and reg.status in (APPROVED, REJECTED, REVOKED):
         turn.replies.append(Outbound(decision_status(turn), tuple(here)))
     elif state in AWAITING:
         step = STEPS[state]

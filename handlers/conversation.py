@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import broadcasts, commands, directory_import, privacy, reg_buttons, registrations, review
+from handlers import broadcasts, commands, directory_import, privacy, reg_buttons, registrations, review, sms_budget
 from handlers.messages import Choice, Kind
 from handlers.normalize import clean_text
 from handlers.steps import (
@@ -38,6 +38,9 @@ async def handle(turn: Turn) -> None:
         privacy_action = None if inbound.payload else privacy.parse(clean_text(inbound.text))
         if privacy_action is not None:  # an admin's /data_show, /data_erase
             await privacy.handle(turn, *privacy_action)
+            return
+        if not inbound.payload and (sms_argument := sms_budget.parse(inbound.text)) is not None:
+            await sms_budget.handle(turn, sms_argument)
             return
         review_action = review.parse(clean_text(inbound.text), inbound.payload or None)
         if review_action is not None:

@@ -23,12 +23,13 @@ from typing import Protocol
 
 from handlers import attachments, conversation, directory, directory_import, letter_check, otp
 from handlers.messages import Address, Inbound, Kind, Outbound, Sms, encode, encode_sms
-from handlers.provisioning import Provisioner, hash_password
+from handlers.photo_gate import PhotoGate
+from handlers.provisioning import Account, Provisioner, hash_password
 from handlers.steps import State
 from handlers.turn import CoreSettings, Turn
 from handlers.validation import Invalid, mask_phone
 from storage import Conversation, Registration, Repository, UploadStore
-from storage.models import ANSWER, NOTICE, OutboxRow
+from storage.models import ANSWER, APPROVED, NOTICE, OutboxRow, UsernameTaken
 from templates import DEFAULT_LANGUAGE, LANGUAGES, text
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,11 @@ log = logging.getLogger(__name__)
 
 class SmsError(Exception):
     """The gateway could not deliver a message (after its own retries)."""
+
+
+class SmsOutcomeUnknown(SmsError):
+    """The gateway may or may not have sent the message (a timeout, a dropped connection, a 5xx
+    that is not "try later"). Not sent again; a code in it counts against the limits."""
 
 
 class SmsGateway(Protocol):
@@ -72,6 +78,7 @@ class KeyedLocks:
 Busy = Callable[[], Awaitable[None]]
 SMS = "sms"  # the outbox's channel for SMS
 PROVISION_STALE = timedelta(minutes=10)  # an account "being made" this long ago was interrupted
+EVENT_ID_RETENTION = timedelta(days=30)  # platforms redeliver within minutes; a month of ids is ample
 
 
 def utc_now() -> datetime:
@@ -101,6 +108,7 @@ class Dispatcher:
         self._in_flight = 0  # turns being handled
         self._quiet = asyncio.Event()  # set while none is
         self._quiet.set()
+        self.photo_gate = PhotoGate()  # when and how often a photo is decoded
 
     async def handle(self, inbound: Inbound, busy: Busy | None = None) -> list[Outbound]:
         """Handle `inbound`; the messages it committed to the outbox (for the console and tests:
@@ -182,7 +190,8 @@ class Dispatcher:
             # made again later (with a new password) rather than left unusable.
             sms_text = text("sms_approved", lang, school=reg.school_name, username=account.username,
                             password=account.initial_password or "-", url=account.sign_in_url)
-            if not await self._send_sms(Sms(reg.phone, sms_text)):
+            # One key per attempt: a new attempt makes a new password, a different message.
+            if not await self._send_sms(Sms(reg.phone, sms_text), key=f"password:{reg.ref}:{reg.provision_attempts}"):
                 account, error = None, "the SMS with the initial password could not be sent"
         officer_address = Address(reg.channel, reg.user_id)
         out: list[Outbound] = []
@@ -198,6 +207,19 @@ class Dispatcher:
             if reviewer:
                 out.append(Outbound(text("review_provisioned", reviewer_lang, ref=reg.ref, username=account.username),
                                     to=reviewer))
+        try:
+            rows = await self._record_account(registration_id, account, error, out, now)
+        except UsernameTaken:  # the service named an account another registration holds
+            error = f"the account username {account and account.username} belongs to another registration"
+            rows = await self._record_account(registration_id, None, error, [], now)
+        self._committed(rows)
+        if error:
+            log.error("provisioning %s failed (attempt %d): %s", reg.ref, reg.provision_attempts + 1, error)
+
+    async def _record_account(
+        self, registration_id: int, account: Account | None, error: str | None, out: list[Outbound], now: datetime,
+    ) -> list[OutboxRow]:
+        """Write down how making the account went (and what to tell whom), in one transaction."""
         async with self.repo.transaction():
             reg = await self.repo.get_registration(registration_id)
             assert reg is not None
@@ -205,15 +227,21 @@ class Dispatcher:
             if account is None:
                 reg.provision_status, reg.provision_error = "failed", error
                 await self.repo.add_audit(reg.id, now, "system", "provision_failed", error or "")
+            elif reg.status != APPROVED:  # revoked while its account was being made: the username is not its
+                reg.provision_status, reg.provision_error = "done", None
+                await self.repo.add_audit(reg.id, now, "system", "provisioned", f"{account.username} (revoked)")
             else:
                 reg.provision_status, reg.provision_error, reg.account_username = "done", None, account.username
                 reg.account_password_hash = account.initial_password and hash_password(account.initial_password)
                 await self.repo.add_audit(reg.id, now, "system", "provisioned", account.username)
             await self.repo.save_registration(reg, now)
-            rows = await self._enqueue(out, [], None, now)
-        self._committed(rows)
-        if error:
-            log.error("provisioning %s failed (attempt %d): %s", reg.ref, reg.provision_attempts, error)
+            return await self._enqueue(out, [], None, now)
+
+    async def forget_old_events(self) -> int:
+        """Drop the event ids older than EVENT_ID_RETENTION (at start and then periodically: a
+        bot that runs for months must not keep every id it ever saw). How many were dropped."""
+        async with self.repo.transaction():
+            return await self.repo.events.forget_before(self.clock() - EVENT_ID_RETENTION)
 
     async def retry_provisioning(self, max_attempts: int = 10) -> None:
         """Try again the accounts that could not be made."""
@@ -233,17 +261,18 @@ class Dispatcher:
         try:
             inspection: attachments.Inspection | Invalid | directory.DirectoryFile | None = None
             directory_file = await self._directory_file(inbound)
-            if inbound.attachment is not None and inbound.attachment.fetch is not None:
-                inbound = await self._fetched(inbound, directory_file)
-            if inbound.attachment is not None and inbound.attachment.fetch is None:
+            if inbound.attachment is not None:
+                inbound, inspection = await self._gated(inbound, directory_file)
+            if inbound.attachment is not None:
                 # Decoding and QR reading, or reading a directory: in a worker thread, and no
                 # transaction held meanwhile.
                 attachment = inbound.attachment
                 if directory_file:
                     inspection = await asyncio.to_thread(directory.parse, attachment.data)
                 else:
-                    inspection = await asyncio.to_thread(attachments.inspect, attachment.data,
-                                                         attachment.declared_size)
+                    async with self.photo_gate.decoding:  # a few at once over all users: memory
+                        inspection = await asyncio.to_thread(attachments.inspect, attachment.data,
+                                                             attachment.declared_size)
                     if isinstance(inspection, attachments.Inspection) and inspection.qr_codes:
                         # Held against the letter its seal names: a short read, then a worker thread.
                         inspection = await letter_check.against_letter(self.repo, self.settings, inspection)
@@ -284,20 +313,26 @@ class Dispatcher:
         async with self.repo.transaction():
             return await directory_import.wanted(self.repo, self.settings, inbound, self.clock())
 
-    async def _fetched(self, inbound: Inbound, directory_file: bool = False) -> Inbound:
-        """The inbound with its file downloaded, if the officer is where a file is taken: never
-        in a group, only at the letter steps or with a registration waiting for its signed
-        letter, or an admin's school directory. Otherwise it stays undownloaded (and the step
-        says what it expects instead)."""
-        assert inbound.attachment is not None and inbound.attachment.fetch is not None
+    async def _gated(self, inbound: Inbound, directory_file: bool = False) -> tuple[Inbound, Invalid | None]:
+        """The inbound with its file downloaded, if the file is worth a look (handlers/photo_gate.py):
+        an admin's school directory, or a photo or file from an officer at the letter steps (a
+        registration waiting for its signed letter), never in a group, and not too often. Otherwise
+        the file is dropped undownloaded and undecoded (the step says what it expects instead),
+        with the reason when it came too often."""
+        assert inbound.attachment is not None
         wanted = directory_file
         if inbound.group_id is None and not wanted:
             async with self.repo.transaction():
                 wanted = await self.repo.awaits_signed_letter(inbound.channel, inbound.user_id)
         if not wanted:
-            return replace(inbound, attachment=None)
+            return replace(inbound, attachment=None), None
+        if not directory_file and (refused := self.photo_gate.admit((inbound.channel, inbound.user_id), self.clock())):
+            log.info("photo from %s:%s not decoded: too many lately", inbound.channel, inbound.user_id)
+            return replace(inbound, attachment=None), refused
+        if inbound.attachment.fetch is None:  # delivered with the message (the console)
+            return inbound, None
         data = await inbound.attachment.fetch()
-        return replace(inbound, attachment=replace(inbound.attachment, data=data, fetch=None))
+        return replace(inbound, attachment=replace(inbound.attachment, data=data, fetch=None)), None
 
     async def _enqueue(
         self, outbounds: list[Outbound], sms: list[Sms], inbound: Inbound | None, now: datetime,
@@ -360,11 +395,25 @@ class Dispatcher:
             rows = await self._enqueue(notices, [], None, now)
         self._committed(rows)
 
-    async def _send_sms(self, sms: Sms) -> bool:
+    async def sms_unknown(self, sms: Sms) -> None:
+        """The gateway may have sent this SMS. A code in it stays counted against every limit (so
+        timeouts cannot be used to send codes for free) and stays valid; the officer is told it
+        may still come, and when a new one may be asked for."""
+        if sms.otp_challenge_id is None:
+            return
+        now = self.clock()
+        async with self.repo.transaction():
+            await self.repo.otp.send_unknown(sms.otp_challenge_id)
+            wait = int(self.settings.otp.resend_after.total_seconds())
+            notices = [Outbound(text("sms_unknown", sms.lang, seconds=wait), to=sms.notify)] if sms.notify else []
+            rows = await self._enqueue(notices, [], None, now)
+        self._committed(rows)
+
+    async def _send_sms(self, sms: Sms, key: str | None = None) -> bool:
         """Straight to the gateway, for the one SMS that must not be written down: an initial
         password. (If it cannot be sent, the account is made again later.)"""
         try:
-            await self.sms.send(sms.phone, sms.text)
+            await self.sms.send(sms.phone, sms.text, key=key)
             return True
         except SmsError as e:
             log.error("SMS to %s failed: %s", mask_phone(sms.phone), e)

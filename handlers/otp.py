@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import pyotp
 
+from handlers import sms_budget
 from handlers.messages import Sms
 from handlers.normalize import compact_number
 from handlers.turn import Turn
@@ -51,10 +52,8 @@ async def request_code(turn: Turn, phone: str) -> Invalid | None:
     by_user = await repo.otp.sent_for_user(turn.conv.channel, turn.conv.user_id, since=now - DAY)
     if until := _until(by_user, policy.per_user_day, DAY):
         return Invalid("otp_user_day", {"limit": policy.per_user_day, "until": turn.when(until)})
-    total, oldest = await repo.otp.sent_total(since=now - DAY)
-    if total >= policy.global_day and oldest is not None:
-        log.warning("global OTP cap reached: %d codes in 24 h; refusing until %s", total, oldest + DAY)
-        return Invalid("otp_global", {"until": turn.when(oldest + DAY)})
+    if refused := await sms_budget.refusal(turn):  # all users together: the operator's budget
+        return refused
 
     if turn.challenge is not None:
         await repo.otp.close(turn.challenge.id, now)  # only the newest code is valid
@@ -65,6 +64,7 @@ async def request_code(turn: Turn, phone: str) -> Invalid | None:
     turn.challenge = challenge
     turn.sms.append(Sms(phone, otp_challenge_id=challenge.id, lang=turn.conv.lang, notify=turn.inbound.sender))
     log.info("OTP %d issued to %s", challenge.id, mask_phone(phone))
+    await sms_budget.after_sending(turn)
     return None
 
 

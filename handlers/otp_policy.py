@@ -16,3 +16,6 @@ class OtpPolicy:
     per_phone_day: int = 10
     per_user_day: int = 10  # one chat user sending codes to many numbers is SMS pumping
     global_day: int = 20_000  # all codes in 24 hours: the operator's SMS bill has a ceiling
+    # All codes in one hour: a flood of throwaway accounts takes at least 8 hours to use up the
+    # day, time for the admins (alerted at 50% and 80% of the day) to pause or raise the cap.
+    global_hour: int = 2_500

@@ -4,8 +4,12 @@ Commands (a private chat or a review group; /show, with its photo, in no other g
 /pending [page], /show REF, /approve REF, /reject REF REASON, /find TEXT; every /show and
 /pending is in the audit log; admins: /reviewer list|add|remove (handlers/staff.py). Buttons carry
 `review:<action>:<ref>[:<reason>]`. Only reviewers' words count; nobody decides their own
-registration; the first decision stands (turns are serialised by the repository, so the
-second reviewer reads the first decision and is told who made it and when).
+registration, from this account or another one (a registration that carries a national ID or
+verified phone of the reviewer's, storage/reviewing.py); the first decision stands (turns are
+serialised by the repository, so the second reviewer reads the first decision and is told who
+made it and when). One approval stands per school: approving a second officer of a school is
+refused unless the reviewer says it replaces the first (`/approve REF replace`), which revokes
+the first approval and tells its officer.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ from handlers.letter import full_name
 from handlers.messages import Address, Card, Choice, Document, Field, Outbound, Sms
 from handlers.reg_buttons import rejection_choices
 from handlers.turn import Turn
-from storage.models import APPROVED, REJECTED, SUBMITTED, Registration, SignedLetter
+from storage.models import APPROVED, REJECTED, REVOKED, SUBMITTED, Registration, SignedLetter
 from templates import has, text
 
 COMMANDS = {"/pending": "pending", "/show": "show", "/approve": "approve", "/reject": "reject", "/find": "find",
             "/reviewer": "reviewer"}
 REASONS = ("unsigned", "unreadable", "wrong_signatory", "data_mismatch")
+REPLACE_WORDS = ("replace", "แทน")  # /approve REF replace: this approval takes the place of the standing one
 PAGE = 8
 HISTORY_PAGE = 20  # events on one page of /show
 
@@ -61,8 +66,12 @@ async def handle(turn: Turn, action: str, args: list[str]) -> None:
         turn.say("review_show_not_here")
     elif action == "show":
         await show(turn, args[0], _page(args[1:]))
+    elif action == "approve" and len(args) > 1 and args[1].lower() in REPLACE_WORDS:  # /approve REF replace
+        await decide(turn, args[0], approve=True, replace=True)
     elif action == "approve":  # review:approve:REF:LETTER (button) or /approve REF
         await decide(turn, args[0], approve=True, letter_id=_letter_id(args[1:]))
+    elif action == "replace":  # review:replace:REF:LETTER: the button offered when the school has an approval
+        await decide(turn, args[0], approve=True, letter_id=_letter_id(args[1:]), replace=True)
     elif action == "reject" and turn.inbound.payload:  # review:reject:REF:LETTER: ask for the reason
         await decide(turn, args[0], approve=False, letter_id=_letter_id(args[1:]))
     elif action == "reject":  # /reject REF [REASON]
@@ -233,6 +242,7 @@ def _letter_id(args: list[str]) -> int | None:
 
 async def decide(
     turn: Turn, ref: str, approve: bool, reason: str | None = None, letter_id: int | None = None,
+    replace: bool = False,
 ) -> None:
     reg = await turn.repo.get_registration_by_ref(ref)
     if reg is None:
@@ -241,7 +251,14 @@ async def decide(
     if Address(reg.channel, reg.user_id) == turn.inbound.sender:
         turn.say("review_own", ref=reg.ref)
         return
-    if reg.status in (APPROVED, REJECTED) and reg.decided_at is not None:
+    sender = turn.inbound.sender
+    if turn.repo.reviewing.same_person(reg, await turn.repo.reviewing.identity(sender.channel, sender.id)):
+        # Their own registration made from another account: refused, and on the record.
+        await turn.repo.add_audit(reg.id, turn.now, turn.actor, "own_decision_refused",
+                                  "the national ID or phone is the reviewer's own")
+        turn.say("review_own_person", ref=reg.ref)
+        return
+    if reg.status in (APPROVED, REJECTED, REVOKED) and reg.decided_at is not None:
         turn.say("review_already_decided", ref=reg.ref, decision=turn.t(f"status_name_{reg.status}"),
                  who=reg.decided_by, when=turn.when(reg.decided_at))
         return
@@ -251,6 +268,13 @@ async def decide(
     letters = await turn.repo.signed_letters_of(reg.id)
     if letter_id is not None and (not letters or letters[-1].id != letter_id):
         turn.say("review_stale_card", ref=reg.ref)  # a newer photo came after this card
+        return
+    standing = await turn.repo.reviewing.standing_approval(reg) if approve else None
+    if standing is not None and not replace:  # one approval per school, unless this one takes its place
+        latest = letters[-1].id if letters else 0
+        turn.say("review_school_approved", ref=reg.ref, other=standing.ref, school=standing.school_name,
+                 who=standing.decided_by or "-", when=turn.when(standing.decided_at or standing.created_at),
+                 choices=[turn.button("btn_review_replace", f"review:replace:{reg.ref}:{latest}")])
         return
     if not approve and not reason:  # a reason is required: offer the common ones
         latest = letters[-1].id if letters else 0
@@ -262,8 +286,11 @@ async def decide(
     officer = await turn.repo.get_conversation(reg.channel, reg.user_id)
     officer_lang = officer.lang if officer else "th"
     if approve:
+        if standing is not None:
+            await _revoke(turn, standing, reg)
         reg.status, reg.provision_status = APPROVED, "pending"
-        await turn.repo.add_audit(reg.id, turn.now, turn.actor, "approved")
+        await turn.repo.add_audit(reg.id, turn.now, turn.actor, "approved",
+                                  f"replaces {standing.ref}" if standing else "")
         turn.provision.append(reg.id)  # the account is made once this turn is committed
     else:
         assert reason is not None
@@ -286,6 +313,21 @@ async def decide(
     await _close_cards(turn, reg, letters[-1] if letters else None)
     turn.say("review_approved" if approve else "review_rejected", ref=reg.ref, school=reg.school_name,
              reason=reason_text(reason or "", turn.conv.lang))
+
+
+async def _revoke(turn: Turn, old: Registration, new: Registration) -> None:
+    """The standing approval of a school gives way to `new`: revoked, on the record, its account
+    username freed for the new officer's account, and its officer told."""
+    username = old.account_username
+    old.status, old.account_username = REVOKED, None
+    await turn.repo.save_registration(old, turn.now)
+    await turn.repo.add_audit(old.id, turn.now, turn.actor, "revoked",
+                              f"replaced by {new.ref}" + (f"; account {username}" if username else ""))
+    officer = await turn.repo.get_conversation(old.channel, old.user_id)
+    lang = officer.lang if officer else "th"
+    turn.replies.append(Outbound(text("officer_revoked", lang, ref=old.ref, school=old.school_name or "-"),
+                                 to=Address(old.channel, old.user_id)))
+    turn.say("review_revoked", ref=old.ref, new=new.ref)
 
 
 def reason_text(reason: str, lang: str) -> str:

@@ -116,7 +116,7 @@ def duration(value: timedelta, lang: str) -> str:
 
 # --- the chart -----------------------------------------------------------------------------
 
-STACK = ("approved", "submitted", "rejected", "letter_issued", "draft", "cancelled")  # bottom first
+STACK = ("approved", "submitted", "rejected", "letter_issued", "draft", "cancelled", "revoked")  # bottom first
 assert set(STACK) == set(STATUSES) == set(COLOURS)
 
 

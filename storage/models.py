@@ -8,14 +8,20 @@ from datetime import datetime
 from typing import Any
 
 # Statuses of a registration: draft → letter_issued → submitted → approved | rejected,
-# or cancelled.
+# or cancelled; an approval is revoked when a reviewer approves another officer of its school
+# in its place.
 DRAFT = "draft"
 LETTER_ISSUED = "letter_issued"
 SUBMITTED = "submitted"
 APPROVED = "approved"
 REJECTED = "rejected"
 CANCELLED = "cancelled"
-STATUSES = (DRAFT, LETTER_ISSUED, SUBMITTED, APPROVED, REJECTED, CANCELLED)
+REVOKED = "revoked"
+STATUSES = (DRAFT, LETTER_ISSUED, SUBMITTED, APPROVED, REJECTED, CANCELLED, REVOKED)
+
+
+class UsernameTaken(ValueError):
+    """An account username already held by another registration (they are unique)."""
 
 
 @dataclass

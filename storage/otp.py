@@ -75,6 +75,10 @@ class OtpStore:
             (_ts(at), challenge_id),
         )
 
+    async def send_unknown(self, challenge_id: int) -> None:
+        """The gateway may have sent this code: it counts as sent (the flag is for the record)."""
+        await self._db.execute("UPDATE otp_challenges SET send_unknown = 1 WHERE id = ?", (challenge_id,))
+
     async def sent_to_phone(self, phone: str, since: datetime) -> list[datetime]:
         """When codes were sent to this phone after `since`, oldest first."""
         rows = await self._db.all(

@@ -26,9 +26,10 @@ from storage.directory import DirectoryStore
 from storage.erasure import ErasureStore
 from storage.events import EventStore
 from storage.export_pages import ExportPages
-from storage.models import Conversation, Registration, School, SignedLetter
+from storage.models import Conversation, Registration, School, SignedLetter, UsernameTaken
 from storage.otp import OtpStore
 from storage.outbox import OutboxStore
+from storage.reviewing import ReviewStore
 from storage.search import SearchStore
 from storage.stats import StatsStore
 
@@ -66,6 +67,7 @@ class Repository:
         self.erasure = ErasureStore(db, crypto)  # erasure on request, on cancel, and by the retention job
         self.export = ExportPages(db, self._registration)  # opens its own short transactions
         self.search = SearchStore(db, crypto, self._registration)  # /find, each query by its index
+        self.reviewing = ReviewStore(db, crypto, self._registration)  # reviewers as people; standing approvals
 
     @classmethod
     async def open(cls, path: Path | str, crypto: Crypto) -> Repository:
@@ -85,6 +87,15 @@ class Repository:
         """One atomic unit of work: committed (durably) when the block ends, rolled back on any error."""
         async with self._db.transaction():
             yield self
+
+    async def health_check(self, now: datetime) -> None:
+        """Raise unless the database answers and takes a write (committed, so on disk)."""
+        async with self._db.transaction():
+            await self._execute(
+                """INSERT INTO health (id, checked_at) VALUES (1, ?)
+                   ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at""",
+                (_ts(now),),
+            )
 
     # --- conversations -----------------------------------------------------------------
 
@@ -207,6 +218,15 @@ class Repository:
         return [self._registration(r) for r in rows]
 
     async def save_registration(self, reg: Registration, now: datetime) -> None:
+        """Raises UsernameTaken when its account username is another registration's."""
+        try:
+            await self._save_registration(reg, now)
+        except sqlite3.IntegrityError as e:
+            if "account_username" in str(e):
+                raise UsernameTaken(reg.account_username or "") from e
+            raise
+
+    async def _save_registration(self, reg: Registration, now: datetime) -> None:
         enc, idx = self._crypto.encrypt, self._crypto.index
         await self._execute(
             """UPDATE registrations SET status = ?, affiliation = ?, school_code = ?, school_name = ?,
@@ -234,10 +254,7 @@ class Repository:
 
     async def accounts_not_made(self) -> int:
         """Approved registrations whose account is not made yet (pending, running or failed)."""
-        row = await self._one(
-            "SELECT COUNT(*) FROM registrations WHERE status = 'approved' AND provision_status != 'done'"
-        )
-        return row[0] if row else 0
+        return await self.reviewing.accounts_not_made()
 
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._all("SELECT status, COUNT(*) AS n FROM registrations GROUP BY status")
@@ -251,12 +268,7 @@ class Repository:
 
     async def submitted(self, offset: int, limit: int) -> tuple[list[Registration], int]:
         """Registrations waiting for review, oldest submission first, and how many there are."""
-        rows = await self._all(
-            "SELECT * FROM registrations WHERE status = 'submitted' ORDER BY submitted_at, id LIMIT ? OFFSET ?",
-            (limit, offset),
-        )
-        total = await self._one("SELECT COUNT(*) FROM registrations WHERE status = 'submitted'")
-        return [self._registration(r) for r in rows], total[0] if total else 0
+        return await self.reviewing.pending_page(offset, limit)
 
     async def others_for_school(self, reg: Registration) -> list[Registration]:
         rows = await self._all(
@@ -294,16 +306,8 @@ class Repository:
         return [self._registration(r) for r in rows]
 
     async def to_provision(self, max_attempts: int, stale_before: datetime) -> list[Registration]:
-        """Approved registrations whose account is to be tried again: failed ones, and ones left
-        pending or running since before `stale_before` (the process stopped half-way)."""
-        rows = await self._all(
-            """SELECT * FROM registrations WHERE status = 'approved' AND provision_attempts < ?
-               AND (provision_status = 'failed'
-                    OR (provision_status IN ('pending', 'running') AND updated_at < ?))
-               ORDER BY decided_at""",
-            (max_attempts, _ts(stale_before)),
-        )
-        return [self._registration(r) for r in rows]
+        """Approved registrations whose account is to be tried again (storage/reviewing.py)."""
+        return await self.reviewing.to_provision(max_attempts, stale_before)
 
     async def claim_provisioning(self, registration_id: int, now: datetime, stale_before: datetime) -> bool:
         """Mark the account as being made; False when someone else is making it (or it is made)."""

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from storage.database import Database
 from storage.database import dt as _dt
 from storage.database import ts as _ts
+from storage.reviewing import NOT_MADE
 
 REGISTERED = ("submitted", "approved")
 _REGISTERED_SQL = "('submitted', 'approved')"
@@ -89,8 +90,7 @@ class StatsStore:
         )
         counts = await self._db.one(
             f"""SELECT (SELECT COUNT(*) FROM registrations WHERE status = 'submitted'),
-                       (SELECT COUNT(*) FROM registrations
-                        WHERE status = 'approved' AND provision_status != 'done'),
+                       (SELECT COUNT(*) FROM {NOT_MADE}),
                        (SELECT COUNT(*) FROM schools),
                        (SELECT COUNT(DISTINCT school_code) FROM registrations
                         WHERE status IN {_REGISTERED_SQL})""")

@@ -27,7 +27,7 @@ from matplotlib.ticker import MaxNLocator
 # One colour per status, in the order the bars are stacked (bottom first).
 COLOURS = {
     "approved": "#2e7d32", "submitted": "#1976d2", "rejected": "#c62828", "letter_issued": "#f9a825",
-    "draft": "#9e9e9e", "cancelled": "#d7ccc8",
+    "draft": "#9e9e9e", "cancelled": "#d7ccc8", "revoked": "#6d4c41",
 }
 _lock = threading.Lock()  # matplotlib's font cache and text layout are not made for threads
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
+import aiohttp
 import pytest
 
 from bot.config import ConfigError, load_config
 from bot.sms import TwilioGateway, WebhookGateway, make_gateway
-from handlers.dispatch import SmsError
-from tests.fakes.http_service import FakeService
+from handlers.dispatch import SmsError, SmsOutcomeUnknown
+from tests.fakes.http_service import HANG, FakeService
 from tests.helpers import Officer
 
 
@@ -34,7 +37,7 @@ async def test_webhook_gateway_posts_json_with_a_bearer_token(service: FakeServi
     assert sent.headers["Authorization"] == "Bearer s3cret"
 
 
-@pytest.mark.parametrize("status", [500, 503, 429])
+@pytest.mark.parametrize("status", [503, 429])
 async def test_a_passing_failure_is_retried(service: FakeService, status):
     service.fail(status)
     await fast(WebhookGateway(f"{service.url}/sms", None)).send("+66812345678", "x")
@@ -42,10 +45,23 @@ async def test_a_passing_failure_is_retried(service: FakeService, status):
 
 
 async def test_the_last_failure_is_raised_after_bounded_retries(service: FakeService):
-    service.fail(500, 500, 500, 500)
-    with pytest.raises(SmsError, match="HTTP 500"):
+    service.fail(503, 503, 503, 503)
+    with pytest.raises(SmsError, match="HTTP 503"):
         await fast(WebhookGateway(f"{service.url}/sms", None)).send("+66812345678", "x")
     assert len(service.received) == 3
+
+
+@pytest.mark.parametrize("status", [500, 502, 504, HANG])
+async def test_an_sms_that_may_have_gone_out_is_not_sent_again(service: FakeService, status):
+    """A timeout or an ambiguous 5xx: the gateway may have sent it. Resending would pay (and
+    text the officer) twice on a gateway that ignores the key: the outcome is reported unknown."""
+    service.fail(status)
+    gateway = fast(WebhookGateway(f"{service.url}/sms", None))
+    gateway.timeout = aiohttp.ClientTimeout(total=0.3)
+    with pytest.raises(SmsOutcomeUnknown):
+        await gateway.send("+66812345678", "x", key="row-key-1")
+    assert len(service.received) == 1
+    assert service.received[0].headers["Idempotency-Key"] == "row-key-1"
 
 
 async def test_a_refusal_is_not_retried(service: FakeService):
@@ -88,7 +104,7 @@ def test_gateway_configuration_is_checked():
 
 
 async def test_a_final_failure_is_logged_with_the_phone_masked(dispatcher, service: FakeService, caplog):
-    service.fail(500, 500, 500)
+    service.fail(503, 503, 503)
     dispatcher.sms = fast(WebhookGateway(f"{service.url}/sms", None))
     officer = Officer(dispatcher, None)  # type: ignore[arg-type]
     caplog.set_level(logging.INFO)
@@ -96,7 +112,7 @@ async def test_a_final_failure_is_logged_with_the_phone_masked(dispatcher, servi
     await officer.say("081-234-5678")
     assert officer.said("sms_failed")
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert any("08x-xxx-5678" in line and "HTTP 500" in line for line in lines)
+    assert any("08x-xxx-5678" in line and "HTTP 503" in line for line in lines)
     assert not any("0812345678" in r.getMessage() or "+66812345678" in r.getMessage() for r in caplog.records)
 
 
@@ -104,3 +120,31 @@ async def test_every_try_of_one_sms_carries_the_same_idempotency_key(service: Fa
     service.fail(503)
     await fast(WebhookGateway(f"{service.url}/sms", None)).send("+66812345678", "x", key="row-key-1")
     assert [r.headers["Idempotency-Key"] for r in service.received] == ["row-key-1", "row-key-1"]
+
+
+async def test_a_gateway_timeout_counts_against_the_limits_and_is_not_resent(dispatcher, service: FakeService, clock):
+    """Six tries in 30 s against a gateway that times out: one request reaches it (not 18), the
+    code counts (the cooldown and the daily total see it), the officer is told it may still
+    come, and the code, if it does come, works."""
+    service.fail(HANG)
+    gateway = fast(WebhookGateway(f"{service.url}/sms", None))
+    gateway.timeout = aiohttp.ClientTimeout(total=0.3)
+    dispatcher.sms = gateway
+    officer = Officer(dispatcher, None)  # type: ignore[arg-type]
+    await officer.up_to("phone")
+    await officer.say("081-234-5678")
+    assert officer.said("sms_unknown", seconds=60)
+    for _ in range(5):
+        clock.advance(seconds=5)
+        await officer.press("otp:resend")
+        assert officer.said("err_otp_cooldown", seconds=60 - 5 * (_ + 1))
+    assert len(service.received) == 1
+    async with dispatcher.repo.transaction():
+        total, _ = await dispatcher.repo.otp.sent_total(since=clock() - timedelta(days=1))
+    assert total == 1
+    code = re.search(r"\b(\d{6})\b", service.received[0].json["text"]).group(1)
+    await officer.say(code)
+    async with dispatcher.repo.transaction():
+        [reg] = await dispatcher.repo.registrations_of(officer.channel, officer.user_id)
+    assert reg.phone == "+66812345678" and reg.phone_verified_at is not None
+

@@ -4,9 +4,10 @@ with HMAC, Telegram with its secret, each against its fake platform). Run by han
 `python benchmarks/hostile.py [--repeat 7]`.
 
 For each input it prints the median time to handle it (the core: inbound to answers committed;
-a webhook: POST to response) and the median of the longest stall of the event loop meanwhile
-(a ticker that wakes every millisecond records the largest gap): the stall is what every other
-user waits. A short wrong answer is the baseline.
+a webhook: POST to response), the median of the longest stall of the event loop meanwhile (a
+ticker that wakes every millisecond records the largest gap: the stall is what every other
+user waits), and what came back (the core's answer, a webhook's HTTP status). A short wrong
+answer is the baseline.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from tests.helpers import Clock, Officer, stop_delivery
 MB = 1_000_000
 INPUTS = {  # name → text
     "short wrong answer": "ไม่รู้",
+    "5,001 characters": "a" * 5001,  # one more than LINE lets anyone type
+    "200 KB of ASCII": "a" * 200_000,  # within both webhooks' body limits: reaches the core
     "1 MB of ASCII": "a" * MB,
     "1 MB of Thai": "ก" * (MB // 3),  # 1 MB as UTF-8
     "1 MB of zero-width spaces": "\u200b" * (MB // 3),
@@ -72,22 +75,23 @@ async def stall_meter() -> AsyncIterator[list[float]]:
         result.append(gaps[0])
 
 
-async def measure(repeat: int, one: Callable[[str], Awaitable[object]], text: str) -> tuple[float, float]:
-    """(median time, median longest stall) of `one(text)` over `repeat` runs."""
-    times, stalls = [], []
+async def measure(repeat: int, one: Callable[[str], Awaitable[object]], text: str) -> tuple[float, float, str]:
+    """(median time, median longest stall, what the last run returned) of `one(text)` over
+    `repeat` runs."""
+    times, stalls, result = [], [], None
     for _ in range(repeat):
         async with stall_meter() as stall:
             start = time.perf_counter()
-            await one(text)
+            result = await one(text)
             times.append(time.perf_counter() - start)
         stalls.append(stall[0])
-    return statistics.median(times), statistics.median(stalls)
+    return statistics.median(times), statistics.median(stalls), str(result)
 
 
-def report(title: str, figures: dict[str, tuple[float, float]]) -> None:
+def report(title: str, figures: dict[str, tuple[float, float, str]]) -> None:
     print(title)
-    for name, (took, stall) in figures.items():
-        print(f"  {name:28s} median {took * 1000:8.1f} ms   longest loop stall {stall * 1000:8.1f} ms")
+    for name, (took, stall, result) in figures.items():
+        print(f"  {name:28s} median {took * 1000:8.1f} ms   longest loop stall {stall * 1000:8.1f} ms   {result}")
 
 
 async def core(repeat: int) -> None:
@@ -100,9 +104,10 @@ async def core(repeat: int) -> None:
             officer = Officer(dispatcher, sms)
             await officer.up_to("officer_name")
 
-            async def one(text: str) -> object:
-                return await dispatcher.handle(Inbound("test", officer.user_id, Kind.TEXT, text=text,
-                                                       event_id=f"bench-{next(_ids)}"))
+            async def one(text: str) -> str:
+                replies = await dispatcher.handle(Inbound("test", officer.user_id, Kind.TEXT, text=text,
+                                                          event_id=f"bench-{next(_ids)}"))
+                return replies[0].text.splitlines()[0][:50] if replies else "(no answer)"
 
             report("core (dispatcher.handle, at the officer-name step):",
                    {name: await measure(repeat, one, text) for name, text in INPUTS.items()})
@@ -120,30 +125,30 @@ async def line(repeat: int) -> None:
             user = User(h)
             await user.say("/start")
 
-            async def one(text: str) -> int:
+            async def one(text: str) -> str:
                 body = webhook_body(user.text_event(text))
-                return await h.post(body, FakeLine.sign(body))
+                return f"HTTP {await h.post(body, FakeLine.sign(body))}"
 
             report("LINE webhook (signed POST, handled before the 200):",
                    {name: await measure(repeat, one, text) for name, text in INPUTS.items()})
 
 
 async def telegram(repeat: int) -> None:
+    from bot import web
     from tests.test_telegram import SECRET, User
     from tests.test_telegram import running as telegram_running
-    from bot import web
 
     with tempfile.TemporaryDirectory() as folder:
         async with telegram_running("webhook", Path(folder)) as h:
             user = User(h)
             await user.say("/start")
 
-            async def one(text: str) -> int:
+            async def one(text: str) -> str:
                 async with aiohttp.ClientSession() as session, session.post(
                     f"{h.web_url}/telegram/webhook", json=user.message(text=text),
                     headers={web.TELEGRAM_SECRET_HEADER: SECRET},
                 ) as response:
-                    return response.status
+                    return f"HTTP {response.status}"
 
             report("Telegram webhook (POST with the secret, handled before the 200):",
                    {name: await measure(repeat, one, text) for name, text in INPUTS.items()})

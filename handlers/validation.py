@@ -23,6 +23,12 @@ from stdnum.th import pin
 from handlers.normalize import clean_text, compact_number, fold
 
 MAX_MESSAGE_LENGTH = 1000  # longer messages are refused before any step sees them
+# Characters as received, checked before anything else touches the text: cleaning and parsing
+# cost time in proportion to the length (a megabyte held the event loop for half a second), and
+# nothing anyone types needs more than LINE's own limit for one message (an admin's broadcast is
+# at most 2,000 characters).
+MAX_RAW_LENGTH = 5000
+MAX_PAYLOAD_LENGTH = 300  # a button's data: LINE allows 300 characters, Telegram 64 bytes
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,16 @@ _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 _NUMBER_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212.()/]+")
 
 
+def well_formed(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD. JSON can carry one ("\\ud800" in a
+    webhook decodes to it) but UTF-8 cannot: stored or sent as it is, it breaks the turn."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
 def clean_text(text: str) -> str:
     """NFC, no zero-width or control characters, runs of white space folded, trimmed."""
     text = unicodedata.normalize("NFC", text).translate(_ZERO_WIDTH)

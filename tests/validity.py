@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 from handlers import validation as v
 from handlers.states import State
@@ -106,7 +107,8 @@ def leaks(answer: str, typed: str = "") -> list[str]:
     return [m for m in _LEAK.findall(answer) if m not in typed]
 
 
-def error_prefixes(lang: str) -> list[str]:
+@lru_cache(maxsize=None)
+def error_prefixes(lang: str) -> tuple[str, ...]:
     """The opening words of every "that answer was refused" sentence, in `lang`."""
     keys = [k for k in catalogue() if k.startswith("err_")]
     keys += ["too_long", "empty_answer", "expect_choice", "stale_button", "expect_text"]
@@ -116,7 +118,7 @@ def error_prefixes(lang: str) -> list[str]:
         prefix = raw.split("{", 1)[0].strip()
         if len(prefix) >= 6:
             prefixes.append(prefix)
-    return prefixes
+    return tuple(prefixes)
 
 
 def refused(answer: str, lang: str = "th") -> bool:

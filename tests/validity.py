@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 
 from handlers import validation as v
 from handlers.states import State
@@ -107,7 +107,7 @@ def leaks(answer: str, typed: str = "") -> list[str]:
     return [m for m in _LEAK.findall(answer) if m not in typed]
 
 
-@lru_cache(maxsize=None)
+@cache
 def error_prefixes(lang: str) -> tuple[str, ...]:
     """The opening words of every "that answer was refused" sentence, in `lang`."""
     keys = [k for k in catalogue() if k.startswith("err_")]

@@ -23,10 +23,12 @@ def well_formed(text: str) -> str:
 
 
 def clean_text(text: str) -> str:
-    """NFC, no zero-width or control characters, runs of white space folded, trimmed."""
-    text = unicodedata.normalize("NFC", text).translate(_ZERO_WIDTH)
+    """NFC, no zero-width or control characters, runs of white space folded, trimmed. NFC comes
+    last: a character taken out may have kept a letter and its mark apart ("e\u200b\u0301"), and
+    the result must be what cleaning it again gives."""
+    text = text.translate(_ZERO_WIDTH)
     text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
-    return " ".join(text.split())
+    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 def ascii_digits(text: str) -> str:

@@ -18,6 +18,7 @@ from handlers.messages import Inbound, Kind, Outbound
 from handlers.states import State
 from handlers.validation import MAX_PAYLOAD_LENGTH, MAX_RAW_LENGTH
 from storage import Conversation, Registration, Repository
+from templates import text
 from tests.fakes.sms import RecordingSmsGateway
 from tests.helpers import Officer, stop_delivery
 from tests.hostile_corpus import PAYLOADS, TEXTS
@@ -157,13 +158,7 @@ async def test_overlong_chatter_in_a_group_gets_no_answer(dispatcher, sms):
     member = Officer(dispatcher, sms, user_id="group-member")
     assert await member.send(Kind.TEXT, text="a" * (MAX_RAW_LENGTH + 1), group_id="group-1") == []
     replies = await member.send(Kind.TEXT, text="/find " + "a" * MAX_RAW_LENGTH, group_id="group-1")
-    assert [r.text for r in replies] == [officer_text("too_long", count=MAX_RAW_LENGTH + 6)]
-
-
-def officer_text(key: str, **params: object) -> str:
-    from templates import text
-
-    return text(key, "th", **params)
+    assert [r.text for r in replies] == [text("too_long", "th", count=MAX_RAW_LENGTH + 6)]
 
 
 def test_states_are_all_covered():

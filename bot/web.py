@@ -2,7 +2,8 @@
 
 Every webhook is authenticated before anything is read into the core: Telegram by its
 secret-token header (403 otherwise), LINE by X-Line-Signature (401 otherwise, 400 for a
-body that is not a webhook). A refused request changes nothing.
+body that is not a webhook). A body longer than the platform ever sends is refused (413)
+before it is read whole. A refused request changes nothing.
 """
 
 from __future__ import annotations
@@ -28,13 +29,20 @@ LETTERS = web.AppKey("letters", LetterFiles)
 Health = Callable[[], Awaitable[None]]
 HEALTH = web.AppKey("health", Health)
 HEALTH_TIMEOUT = 5  # seconds: a database that takes longer to take one small write is not healthy
+# Bytes of one webhook body. One Telegram update carries one message (at most 4,096 characters,
+# about 25 KB as JSON even with every character escaped, twice that with the message it replies
+# to); a LINE webhook carries a few events of at most 5,000 characters (15 KB in UTF-8) each.
+# Parsing and checking cost time in proportion to the body: anything far beyond these is not
+# from the platform and is refused before it is read whole.
+TELEGRAM_MAX_BODY = 256 * 1024
+LINE_MAX_BODY = 512 * 1024
 
 
 def make_app(
     telegram: TelegramChannel | None = None, line: LineChannel | None = None, letters: LetterFiles | None = None,
     health: Health | None = None,
 ) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)  # webhooks carry JSON, not files
+    app = web.Application(client_max_size=LINE_MAX_BODY)  # webhooks carry JSON, not files
     app.router.add_get("/healthz", healthz)
     if health is not None:
         app[HEALTH] = health
@@ -76,22 +84,44 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     if not hmac.compare_digest(given.encode(), telegram.webhook_secret.encode()):
         log.warning("Telegram webhook with a missing or wrong secret from %s", request.remote)
         return web.Response(status=403, text="forbidden")
+    body = await _body(request, TELEGRAM_MAX_BODY)
+    if body is None:
+        log.warning("Telegram webhook body over %d bytes refused", TELEGRAM_MAX_BODY)
+        return web.Response(status=413, text="too large")
     try:
-        update = json.loads(await request.read())
+        update = json.loads(body)
     except ValueError:
         update = None
     if not isinstance(update, dict) or "update_id" not in update:
         # Telegram sends an update again for as long as it gets an error: one we cannot read
         # would come back forever. It is logged and acknowledged.
-        log.error("unreadable Telegram update acknowledged: %.200r", await request.read())
+        log.error("unreadable Telegram update acknowledged: %.200r", body)
         return web.Response(text="ok")
     await telegram.feed(update)
     return web.Response(text="ok")
 
 
 async def line_webhook(request: web.Request) -> web.Response:
-    status = await request.app[LINE].receive(await request.read(), request.headers.get("X-Line-Signature"))
+    body = await _body(request, LINE_MAX_BODY)
+    if body is None:
+        log.warning("LINE webhook body over %d bytes refused", LINE_MAX_BODY)
+        return web.Response(status=413, text="too large")
+    status = await request.app[LINE].receive(body, request.headers.get("X-Line-Signature"))
     return web.Response(status=status, text="ok" if status == 200 else "refused")
+
+
+async def _body(request: web.Request, limit: int) -> bytes | None:
+    """The request's body, or None as soon as it is known to be longer than `limit` bytes (by
+    its Content-Length, or while it is read when it has none): never more than that in memory."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 PRIVATE = {"Cache-Control": "private, no-store", "X-Robots-Tag": "noindex"}

@@ -17,7 +17,7 @@ from handlers.steps import (
     take_attachment,
 )
 from handlers.turn import Turn
-from handlers.validation import MAX_MESSAGE_LENGTH
+from handlers.validation import MAX_MESSAGE_LENGTH, MAX_PAYLOAD_LENGTH, MAX_RAW_LENGTH
 
 _KIND_NAMES = {
     Kind.PHOTO: "kind_photo", Kind.FILE: "kind_file", Kind.STICKER: "kind_sticker",
@@ -30,6 +30,9 @@ async def handle(turn: Turn) -> None:
     inbound, conv = turn.inbound, turn.conv
     state = State(conv.state)
 
+    if len(inbound.text) > MAX_RAW_LENGTH or len(inbound.payload) > MAX_PAYLOAD_LENGTH:
+        _refuse_overlong(turn)
+        return
     if inbound.kind in (Kind.TEXT, Kind.BUTTON):
         admin_action = broadcasts.parse(inbound.text, inbound.payload or None)
         if admin_action is not None:
@@ -115,6 +118,19 @@ async def handle(turn: Turn) -> None:
         turn.say("err_button_typed", label=text, choices=[*others, *choices])
         return
     await take_answer(turn, text, payload)
+
+
+def _refuse_overlong(turn: Turn) -> None:
+    """A text or button data longer than any platform lets a person send: refused on its length
+    alone, before it is cleaned or parsed (that costs time in proportion to it), and nothing is
+    taken from it. In a group only a message meant for the bot gets an answer."""
+    inbound = turn.inbound
+    if inbound.group_id is not None and inbound.kind is not Kind.BUTTON and not inbound.text.startswith("/"):
+        return
+    if len(inbound.payload) > MAX_PAYLOAD_LENGTH:
+        turn.say("stale_button", choices=_choices(turn))
+    else:
+        turn.say("too_long", count=len(inbound.text), choices=_choices(turn))
 
 
 async def _not_text(turn: Turn) -> None:

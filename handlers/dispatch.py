@@ -23,6 +23,7 @@ from typing import Protocol
 
 from handlers import attachments, conversation, directory, directory_import, letter_check, otp
 from handlers.messages import Address, Inbound, Kind, Outbound, Sms, encode, encode_sms
+from handlers.normalize import well_formed
 from handlers.photo_gate import PhotoGate
 from handlers.provisioning import Account, Provisioner, hash_password
 from handlers.steps import State
@@ -85,6 +86,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _well_formed(inbound: Inbound) -> Inbound:
+    """The inbound with no lone surrogate in what the platform said (normalize.well_formed)."""
+    fields = {"text": inbound.text, "payload": inbound.payload, "user_id": inbound.user_id,
+              "event_id": inbound.event_id, "group_id": inbound.group_id, "language_hint": inbound.language_hint}
+    fixed = {name: well_formed(value) for name, value in fields.items() if value and well_formed(value) != value}
+    if inbound.contact is not None and well_formed(inbound.contact.phone) != inbound.contact.phone:
+        fixed["contact"] = replace(inbound.contact, phone=well_formed(inbound.contact.phone))
+    return replace(inbound, **fixed) if fixed else inbound
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -114,6 +125,7 @@ class Dispatcher:
         """Handle `inbound`; the messages it committed to the outbox (for the console and tests:
         the delivery workers send them). `busy` is awaited before decoding an attachment, for
         channels that can show the user a "working on it" sign."""
+        inbound = _well_formed(inbound)
         self._in_flight += 1
         self._quiet.clear()
         try:

@@ -19,16 +19,28 @@ _ZERO_WIDTH = dict.fromkeys(map(ord, _INVISIBLE))
 _NUMBER_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212.()/]+")
 
 
+def well_formed(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD. JSON can carry one ("\\ud800" in a
+    webhook decodes to it) but UTF-8 cannot: stored or sent as it is, it breaks the turn."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
 def clean_text(text: str) -> str:
-    """NFC, no zero-width, bidi or control characters, Thai marks in their standard order, runs
-    of white space folded, trimmed.
+    """No zero-width, bidi or control characters, Thai marks in their standard order, runs of
+    white space folded, trimmed, NFC.
 
     Phone keyboards let "นำ้" be typed (sara am before the tone mark): it looks the same on
     screen but is printed wrongly and compares unequal to "น้ำ". pythainlp's normalize puts the
-    tone mark first, drops a doubled mark or vowel and a mark left dangling after a space."""
-    text = unicodedata.normalize("NFC", text).translate(_ZERO_WIDTH)
+    tone mark first, drops a doubled mark or vowel and a mark left dangling after a space. NFC
+    comes last: a character taken out may have kept a letter and its mark apart ("e\u200b\u0301"),
+    and the result must be what cleaning it again gives."""
+    text = text.translate(_ZERO_WIDTH)
     text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
-    return " ".join(thai_normalize(text).split())
+    return " ".join(unicodedata.normalize("NFC", thai_normalize(text)).split())
 
 
 def ascii_digits(text: str) -> str:

@@ -23,6 +23,12 @@ from stdnum.th import pin
 from handlers.normalize import clean_text, compact_number, fold
 
 MAX_MESSAGE_LENGTH = 1000  # longer messages are refused before any step sees them
+# Characters as received, checked before anything else touches the text: cleaning and parsing
+# cost time in proportion to the length (a megabyte held the event loop for half a second), and
+# nothing anyone types needs more than LINE's own limit for one message (an admin's broadcast is
+# at most 2,000 characters).
+MAX_RAW_LENGTH = 5000
+MAX_PAYLOAD_LENGTH = 300  # a button's data: LINE allows 300 characters, Telegram 64 bytes
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,10 @@ TITLES: tuple[str, ...] = tuple(sorted((
 ), key=len, reverse=True))
 
 _LETTER = "\u0e01-\u0e2e\u0e30-\u0e3a\u0e40-\u0e4eA-Za-z"  # Thai consonants, vowels, tone marks; Latin
-_NAME_PART = re.compile(f"^[{_LETTER}][{_LETTER}.'\\-]*$")
+# A word starts with a consonant, a vowel written before it (เ แ โ ใ ไ) or a Latin letter, never
+# with a mark or vowel that belongs after a consonant.
+_WORD_START = "\u0e01-\u0e2e\u0e40-\u0e44A-Za-z"
+_NAME_PART = re.compile(f"^[{_WORD_START}][{_LETTER}.'\\-]*$")
 MAX_NAME_PART = 50
 
 
@@ -113,9 +122,12 @@ class OfficerName:
 
 def officer_name(text: str) -> OfficerName | Invalid:
     text = clean_text(text)
-    title = next((t for t in TITLES if text.casefold().startswith(t.casefold())), None)
-    if title is None:
+    titles = [t for t in TITLES if text.casefold().startswith(t.casefold())]
+    if not titles:
         return Invalid("name_no_title")
+    # The longest title that leaves a name starting as a word can: "นางสาวิตรี ใจดี" is นาง สาวิตรี
+    # (นางสาว would leave "ิตรี", a vowel with no consonant).
+    title = next((t for t in titles if re.match(f"[{_WORD_START}]", text[len(t):].lstrip())), titles[0])
     rest = text[len(title):]
     if title.isascii() and rest and not rest.startswith(" "):
         return Invalid("name_no_title")  # "Mrsmith" is not Mr + smith

@@ -68,6 +68,9 @@ def test_thai_mobile_refused(typed, reason):
     ("ดร.วิภา ศรีสุข", "ดร.", "วิภา", "ศรีสุข"),
     ("Mr. John Smith", "Mr.", "John", "Smith"),
     ("Ms Mary-Ann O'Neil", "Ms", "Mary-Ann", "O'Neil"),
+    # นางสาว would leave "ิตรี", a vowel with no consonant: Mrs Sawitri, not Miss "ิตรี"
+    ("นางสาวิตรี ใจดี", "นาง", "สาวิตรี", "ใจดี"),
+    ("นายเอก ใจดี", "นาย", "เอก", "ใจดี"),
 ])
 def test_officer_name_accepted(typed, title, first, last):
     assert v.officer_name(typed) == v.OfficerName(title, first, last)
@@ -80,6 +83,8 @@ def test_officer_name_accepted(typed, title, first, last):
     ("นายสมชาย ใจดี2", "name_chars"),
     ("นายสมชาย 😀", "name_chars"),
     ("นาย" + "ก" * 51 + " ใจดี", "name_length"),
+    ("นาย ิก ใจดี", "name_chars"),  # a name cannot start with a vowel mark
+    ("นายสมชาย ่ใจดี", "name_chars"),  # nor with a tone mark
 ])
 def test_officer_name_refused(typed, reason):
     assert v.officer_name(typed).reason == reason
@@ -102,6 +107,12 @@ def test_tsl_username(typed, expected):
 ])
 def test_kiddiary_username(typed, expected):
     assert v.kiddiary_username(typed) == expected
+
+
+def test_a_mark_kept_from_its_letter_by_an_invisible_character_is_joined_to_it():
+    # Copy-paste leaves a zero-width space between "e" and its accent: stored as "é", one code
+    # point, the same as typing it again gives (and as the same name typed on another phone).
+    assert v.kiddiary_username("cafe\u200b\u0301.school") == "caf\u00e9.school"
 
 
 @pytest.mark.parametrize("word", ["ไม่มี", "none", "None", "-", "ไม่เคยมี"])

@@ -26,8 +26,8 @@ from tests.test_signed_letter import letter_pdf, without_qr
 from tests.validity import INTERNAL_ERROR, leaks, problems, refused
 
 # Where an officer can be, in the order a registration reaches them.
-STEPS = ["consent", "affiliation", "school_code", "school_name", "province", "old_tsl", "old_kiddiary",
-         "officer_name", "national_id", "phone", "otp", "summary", "letter", "submitted"]
+STEPS = ["consent", "affiliation", "school_code", "school_name", "province", "institution", "old_tsl",
+         "old_kiddiary", "officer_name", "national_id", "phone", "otp", "summary", "letter", "submitted"]
 _officers, _events = count(1), count(1)
 
 
@@ -57,6 +57,11 @@ async def officer_at(dispatcher: Dispatcher, sms: RecordingSmsGateway, step: str
         return officer
     if step == "consent":
         await officer.say("/start")
+    elif step == "institution":  # a local-government name that does not say school or centre
+        await officer.up_to("affiliation")
+        await officer.press("aff:lao")
+        for answer in ("12345", "บ้านดอนมูล", "แพร่"):
+            await officer.say(answer)
     elif step in ("letter", "submitted"):
         await officer.up_to("summary")
         officer.wait_for_delivery = step == "submitted"

@@ -25,6 +25,7 @@ from storage.database import ts as _ts
 from storage.directory import DirectoryStore
 from storage.events import EventStore
 from storage.export_pages import ExportPages
+from storage.keys import KeyStore, phone_ref
 from storage.models import Conversation, Registration, School, SignedLetter
 from storage.otp import OtpStore
 from storage.outbox import OutboxStore
@@ -62,6 +63,7 @@ class Repository:
         self.audit_log = AuditLog(db)  # exports and directory imports (not per registration)
         self.directory = DirectoryStore(db)
         self.export = ExportPages(db, self._registration)  # opens its own short transactions
+        self.keys = KeyStore(db, crypto)  # which key the data is under; key rotation
 
     @classmethod
     async def open(cls, path: Path | str, crypto: Crypto) -> Repository:
@@ -131,7 +133,7 @@ class Repository:
 
     def phone_ref(self, phone: str) -> str:
         """A phone number as the outbox names an SMS recipient: a keyed hash, never the number."""
-        return self._crypto.index("phone", phone)[:24]
+        return phone_ref(self._crypto, phone)
 
     # --- registrations -----------------------------------------------------------------
 

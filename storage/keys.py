@@ -56,18 +56,17 @@ def phone_ref(crypto: Crypto, phone: str) -> str:
 
 async def _move_phone_guards(db: Database, crypto: Crypto, rows: list[Plain]) -> None:
     """Wrong-code counts are kept by the phone's hash alone: move each to the phone's new hash
-    (the phone itself is in the registrations and codes walked)."""
-    for row in rows:
-        phone = row.get("phone_enc")
-        if not isinstance(phone, str):
-            continue
-        old = crypto.old_indexes("phone", phone)
-        if not old:
-            continue
-        marks = ", ".join("?" * len(old))
-        await db.execute(f"UPDATE OR IGNORE otp_phone_guards SET phone_index = ? WHERE phone_index IN ({marks})",
-                         (crypto.index("phone", phone), *old))
-        await db.execute(f"DELETE FROM otp_phone_guards WHERE phone_index IN ({marks})", old)
+    (the phone itself is in the registrations and codes walked). One look-up per batch: few
+    phones have a count."""
+    moves = {old: crypto.index("phone", phone) for row in rows if isinstance(phone := row.get("phone_enc"), str)
+             for old in crypto.old_indexes("phone", phone)}
+    if not moves:
+        return
+    marks = ", ".join("?" * len(moves))
+    for (old,) in await db.all(f"SELECT phone_index FROM otp_phone_guards WHERE phone_index IN ({marks})", list(moves)):
+        await db.execute("UPDATE OR IGNORE otp_phone_guards SET phone_index = ? WHERE phone_index = ?",
+                         (moves[old], old))
+        await db.execute("DELETE FROM otp_phone_guards WHERE phone_index = ?", (old,))
 
 
 async def _sms_chat_ids(db: Database, crypto: Crypto, rows: list[Plain]) -> None:

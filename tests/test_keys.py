@@ -124,7 +124,7 @@ async def test_a_lost_key_file_is_never_replaced_while_data_exists(tmp_path):
     key_file = tmp_path / "data" / "secret.key"
     key = key_file.read_text()
     key_file.unlink()
-    with pytest.raises(ConfigError, match="secret.key is missing although"):
+    with pytest.raises(ConfigError, match=r"secret\.key is missing although"):
         async with open_app(config, RecordingSmsGateway()):
             pass
     assert not key_file.exists()

@@ -197,30 +197,39 @@ async def test_the_data_folder_and_everything_in_it_are_owner_only(tmp_path):
 
 RACER = """
 import sys, time
+from pathlib import Path
 from bot import data_dir
 from bot.config import load_config
-config = load_config({"KIDDIARY_DATA_DIR": sys.argv[1]}, dotenv=None)
-start = float(sys.argv[2])
-time.sleep(max(0.0, start - time.time() - 0.02))
-while time.time() < start:
-    pass
-data_dir.prepare(config)
-print(data_dir.with_keys(config).secret_key)
+base, start = Path(sys.argv[1]), float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+for i in range(int(sys.argv[3])):
+    config = load_config({"KIDDIARY_DATA_DIR": str(base / str(i) / "data")}, dotenv=None)
+    try:
+        data_dir.prepare(config)
+        print(i, data_dir.with_keys(config).secret_key)
+    except Exception as e:
+        print(i, "failed:", e)
 """
 
 
 def test_processes_starting_together_on_an_empty_folder_agree_on_one_key(tmp_path):
     """The key file used to be made in place: a process starting beside another failed (the file
-    existed) or read it empty. 2 rounds of 5 processes, released at the same instant."""
-    for round_ in range(2):
-        data = tmp_path / f"round-{round_}" / "data"
-        start = time.time() + 2.5  # after every interpreter has started
-        procs = [subprocess.Popen([sys.executable, "-c", RACER, str(data), str(start)], cwd=Path(__file__).parents[1],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(5)]
-        results = [p.communicate(timeout=60) for p in procs]
-        assert [p.returncode for p in procs] == [0] * 5, [err for _, err in results]
-        keys = {out.strip() for out, _ in results}
-        assert len(keys) == 1 and keys == {(data / "secret.key").read_text().strip()}
+    existed) or read it half-written. 4 processes walk the same 150 empty folders at the same
+    pace, so they keep meeting on one (the old code failed about 1 start in 14 here)."""
+    folders, start = 150, time.time() + 2  # after every interpreter has started
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path), str(start), str(folders)],
+                              cwd=Path(__file__).parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err for _, err in results]
+    seen: dict[str, set[str]] = {}
+    for out, _ in results:
+        for line in out.splitlines():
+            number, key = line.split(" ", 1)
+            seen.setdefault(number, set()).add(key)
+    for number in map(str, range(folders)):
+        data = tmp_path / number / "data"
+        assert seen[number] == {(data / "secret.key").read_text().strip()}, seen[number]  # no "failed:"
         assert [p.name for p in data.iterdir()] == ["secret.key"]  # no temporary file left behind
 
 

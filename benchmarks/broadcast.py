@@ -153,7 +153,9 @@ async def main(recipients: int, line_only: bool) -> None:
                    KIDDIARY_TELEGRAM_TOKEN=TOKEN,
                    KIDDIARY_TELEGRAM_API_URL=telegram_url, KIDDIARY_LINE_CHANNEL_SECRET=CHANNEL_SECRET,
                    KIDDIARY_LINE_CHANNEL_ACCESS_TOKEN=ACCESS_TOKEN, KIDDIARY_LINE_API_URL=line_url,
-                   KIDDIARY_LINE_DATA_API_URL=line_url)
+                   KIDDIARY_LINE_DATA_API_URL=line_url,
+                   # `run` refuses the console SMS gateway beside LINE and Telegram; no SMS is sent here
+                   KIDDIARY_SMS_PROVIDER="webhook", KIDDIARY_SMS_URL="http://127.0.0.1:9/sms")
         subprocess.run([str(SCRIPT), "stats"], cwd=folder, env=env, check=True, capture_output=True)  # the schema
         database = Path(folder) / "data" / "kiddiary.sqlite3"
         people(database, line_users, telegram_users)

@@ -224,6 +224,8 @@ async def start_bot(folder: Path, line_api: str, log: IO[bytes]) -> tuple[subpro
         KIDDIARY_LINE_CHANNEL_ACCESS_TOKEN=ACCESS_TOKEN, KIDDIARY_LINE_API_URL=line_api,
         KIDDIARY_LINE_DATA_API_URL=line_api, KIDDIARY_HTTP_HOST="127.0.0.1", KIDDIARY_HTTP_PORT=str(port),
         KIDDIARY_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        # `run` refuses the console SMS gateway beside LINE; the benchmark sends no SMS
+        KIDDIARY_SMS_PROVIDER="webhook", KIDDIARY_SMS_URL="http://127.0.0.1:9/sms",
     )
     proc = subprocess.Popen([str(SCRIPT), "run"], cwd=folder, env=env, stdin=subprocess.DEVNULL,
                             stdout=log, stderr=subprocess.STDOUT)

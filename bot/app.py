@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from bot import data_dir
 from bot.broadcaster import Broadcaster
-from bot.config import Config, with_secret_key
+from bot.config import Config
 from bot.delivery import Delivery
+from bot.keys import check_key
 from bot.letter_files import LetterFiles
 from bot.links import LetterLinks
 from bot.pacing import Timer
@@ -46,27 +48,32 @@ def make_provisioner(config: Config) -> Provisioner:
 async def open_app(
     config: Config, sms: SmsGateway, settings: CoreSettings | None = None, timer: Timer | None = None,
 ) -> AsyncIterator[App]:
-    config = with_secret_key(config)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    crypto = Crypto(config.secret_key)
-    repo = await Repository.open(config.database_path, crypto)
-    settings = replace(settings or config.core_settings(), seal_key=crypto.signing_key)
-    files = UploadStore(config.data_dir / "uploads", crypto)
-    dispatcher = Dispatcher(repo, settings, sms, files, provisioner=make_provisioner(config))
-    await dispatcher.forget_old_events()  # and then periodically (bot/cli.py)
-    links = LetterLinks(settings.seal_key, timedelta(days=config.letter_link_days))
-    letters = LetterFiles(repo, settings.seal_key, links, utc_now, files)
-    delivery = Delivery(repo, timer)
-    await delivery.open()
-    sms_sender = SmsSender(sms, dispatcher)
-    delivery.add_sender(sms_sender, on_refused=sms_sender.refused)
-    dispatcher.on_commit = delivery.take
-    broadcaster = Broadcaster(repo, delivery, settings, delivery.timer)
-    retention = RetentionJob(dispatcher, delivery.timer, config.draft_retention_days)
-    try:
-        yield App(config, repo, dispatcher, files, links, letters, delivery, broadcaster, retention)
-    finally:
-        await retention.stop()
-        await broadcaster.stop()
-        await delivery.stop()
-        await repo.close()
+    """Everything a command needs, checked before anything is done: the data folder (owner-only,
+    held shared against `rotate-key`), the key against the database (bot/keys.py). Whatever
+    fails after the database is open closes it: its thread would keep the process alive."""
+    data_dir.prepare(config)
+    with data_dir.lock(config):
+        config = data_dir.with_keys(config)
+        crypto = Crypto(config.secret_key, config.old_secret_keys)
+        repo = await Repository.open(config.database_path, crypto)
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(repo.close)
+            await check_key(repo, crypto, config)
+            settings = replace(settings or config.core_settings(), seal_key=crypto.signing_key,
+                               old_seal_keys=crypto.signing_keys[1:])
+            files = UploadStore(config.data_dir / "uploads", crypto)
+            dispatcher = Dispatcher(repo, settings, sms, files, provisioner=make_provisioner(config))
+            await dispatcher.forget_old_events()  # and then periodically (bot/cli.py)
+            links = LetterLinks(settings.seal_key, timedelta(days=config.letter_link_days), settings.old_seal_keys)
+            letters = LetterFiles(repo, settings.seal_key, links, utc_now, files)
+            delivery = Delivery(repo, timer)
+            stack.push_async_callback(delivery.stop)
+            await delivery.open()
+            sms_sender = SmsSender(sms, dispatcher)
+            delivery.add_sender(sms_sender, on_refused=sms_sender.refused)
+            dispatcher.on_commit = delivery.take
+            broadcaster = Broadcaster(repo, delivery, settings, delivery.timer)
+            stack.push_async_callback(broadcaster.stop)
+            retention = RetentionJob(dispatcher, delivery.timer, config.draft_retention_days)
+            stack.push_async_callback(retention.stop)
+            yield App(config, repo, dispatcher, files, links, letters, delivery, broadcaster, retention)

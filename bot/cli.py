@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import getpass
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -15,7 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot import console
+from bot import console, keys
 from bot import export as export_
 from bot.app import open_app
 from bot.config import Config, ConfigError, load_config
@@ -25,6 +27,7 @@ from handlers import stats as admin_stats
 from handlers.broadcasts import set_deadline
 from handlers.deadline import DEADLINE_KEY, days_left, parse_date
 from handlers.dispatch import Dispatcher
+from storage.database import DatabaseUnavailable
 from storage.models import STATUSES
 from templates import letter, text
 
@@ -60,13 +63,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ls = commands.add_parser("line-setup", help="make the LINE rich menu and set it for every user (replaces ours)")
     ls.add_argument("--image", type=Path, metavar="FILE.png",
                     help="only write the menu's image to FILE.png (nothing is sent to LINE)")
+    commands.add_parser("rotate-key", help="encrypt all stored data and uploads under a new key (the bot stopped; "
+                        "resumes if interrupted)")
     args = parser.parse_args(argv)
 
+    os.umask(0o077)  # whatever the bot writes (database, uploads, exports) is its owner's alone
     try:
         config = load_config()
         return asyncio.run(COMMANDS[args.command](config, args))
     except ConfigError as e:
         print(f"configuration error: {e}", file=sys.stderr)
+        return 2
+    except DatabaseUnavailable as e:
+        print(e, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -84,12 +93,15 @@ async def run(config: Config, args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every Bot API URL, token included
-    async with open_app(config, make_gateway(config)) as app:
+    async with open_app(config, make_gateway(config, serving=True)) as app:
         await asyncio.to_thread(letter.prepare)
         telegram = TelegramChannel(app.config, app.dispatcher, app.letters) if config.telegram_enabled else None
         line = LineChannel(app.config, app.dispatcher, app.repo, app.links) if config.line_enabled else None
         http = web.make_app(telegram, line, app.letters, health=lambda: app.repo.health_check(app.dispatcher.clock()))
-        runner = await web.serve(http, config.http_host, config.http_port)
+        try:
+            runner = await web.serve(http, config.http_host, config.http_port)
+        except OSError as e:
+            raise _listen_error(config, e) from None
         channels = [c for c in (line, telegram) if c is not None]
         for channel in channels:
             app.delivery.add_sender(channel)
@@ -112,6 +124,13 @@ async def run(config: Config, args: argparse.Namespace) -> int:
             for channel in channels:
                 await channel.stop()
     return 0
+
+
+def _listen_error(config: Config, error: OSError) -> ConfigError:
+    where = f"{config.http_host}:{config.http_port}"
+    if error.errno == errno.EADDRINUSE:
+        return ConfigError("KIDDIARY_HTTP_PORT", f"{where} is in use by another program (is the bot running already?)")
+    return ConfigError("KIDDIARY_HTTP_HOST", f"cannot listen on {where}: {error.strerror or error}")
 
 
 async def maintenance(dispatcher: Dispatcher, every: float = 300) -> None:
@@ -299,6 +318,13 @@ async def line_setup(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+async def rotate_key(config: Config, args: argparse.Namespace) -> int:
+    """A thin caller: bot/keys.py says what is rotated, and how it resumes."""
+    rows, check = await keys.rotate_data_folder(config, lambda line: print(line, file=sys.stderr))
+    print(f"key rotation finished: {rows} rows and every upload are under the key {check}")
+    return 0
+
+
 def _read_text(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8-sig").strip()
@@ -316,5 +342,5 @@ def _operator() -> str:
 
 COMMANDS = {
     "run": run, "chat": chat, "stats": stats, "import-schools": import_schools, "export": export,
-    "deadline": deadline, "broadcast": broadcast, "line-setup": line_setup,
+    "deadline": deadline, "broadcast": broadcast, "line-setup": line_setup, "rotate-key": rotate_key,
 }

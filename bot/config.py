@@ -6,15 +6,16 @@ prints that one line and exits with status 2.
 
 from __future__ import annotations
 
+import io
 import os
 import re
-import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from handlers.messages import Address
 from handlers.otp_policy import OtpPolicy
@@ -39,6 +40,8 @@ class Config:
     env: str = "development"
     data_dir: Path = Path("data")
     secret_key: str = field(default="", repr=False)
+    old_secret_keys: tuple[str, ...] = field(default=(), repr=False)  # still read, after a rotation
+    keys_in_file: bool = False  # the keys are DATA_DIR/secret.key's (bot/data_dir.py), not the environment's
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     public_url: str = "http://127.0.0.1:8080"
@@ -89,7 +92,7 @@ def load_config(environ: Mapping[str, str] | None = None, dotenv: Path | None = 
     """Build the configuration from `environ` (default: the process environment) over `.env`."""
     values: dict[str, str] = {}
     if dotenv is not None and dotenv.is_file():
-        values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+        values.update(read_dotenv(dotenv))
     values.update(os.environ if environ is None else environ)
     get = _Reader(values)
 
@@ -117,6 +120,7 @@ def load_config(environ: Mapping[str, str] | None = None, dotenv: Path | None = 
         env=env,
         data_dir=data_dir,
         secret_key=get.text("KIDDIARY_SECRET_KEY") or "",
+        old_secret_keys=tuple(k.strip() for k in (get.text("KIDDIARY_OLD_SECRET_KEYS") or "").split(",") if k.strip()),
         http_host=get.text("KIDDIARY_HTTP_HOST") or "127.0.0.1",
         http_port=get.integer("KIDDIARY_HTTP_PORT", 8080, 1, 65535),
         public_url=get.url("KIDDIARY_PUBLIC_URL") or "http://127.0.0.1:8080",
@@ -147,23 +151,24 @@ def load_config(environ: Mapping[str, str] | None = None, dotenv: Path | None = 
     )
 
 
-def with_secret_key(config: Config) -> Config:
-    """The configuration with its secret key: the configured one, or the one generated into the
-    data folder on first run (readable by the owner only)."""
-    if config.secret_key:
-        if len(config.secret_key) < MIN_SECRET_LENGTH:
-            raise ConfigError("KIDDIARY_SECRET_KEY", f"must be at least {MIN_SECRET_LENGTH} characters")
-        return config
-    path = config.data_dir / SECRET_FILE
-    if not path.exists():
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(48) + "\n")
-    key = path.read_text().strip()
-    if len(key) < MIN_SECRET_LENGTH:
-        raise ConfigError("KIDDIARY_SECRET_KEY", f"the key in {path} is too short; delete it or set the variable")
-    return replace(config, secret_key=key)
+def read_dotenv(path: Path) -> dict[str, str]:
+    """The settings of a `.env` file. python-dotenv skips a line it cannot parse with a warning;
+    here such a line stops start-up: a skipped KIDDIARY_SECRET_KEY would otherwise start the bot
+    without its key."""
+    try:
+        content = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise ConfigError(str(path), f"line {line} is not UTF-8 text; save the file as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(str(path), f"cannot be read: {e.strerror or e}") from None
+    for binding in parse_stream(io.StringIO(content)):
+        if binding.error:  # its text is not quoted back: it may hold a secret
+            name = re.match(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=", binding.original.string)
+            which = f" ({name.group(1)})" if name else ""
+            raise ConfigError(str(path), f"line {binding.original.line}{which} cannot be read as NAME=value "
+                              "(an unclosed quote?); nothing was started")
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(content)).items() if v is not None}
 
 
 class _Reader:

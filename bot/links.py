@@ -31,12 +31,13 @@ class LetterLink:
 
 
 class LetterLinks:
-    def __init__(self, key: bytes, lifetime: timedelta) -> None:
+    def __init__(self, key: bytes, lifetime: timedelta, old_keys: tuple[bytes, ...] = ()) -> None:
         self._key = key
+        self._old_keys = old_keys  # links sent before a key rotation keep working until they expire
         self.lifetime = lifetime
 
-    def _mac(self, payload: str) -> str:
-        return _b64(hmac.new(self._key, f"letter:{payload}".encode(), hashlib.sha256).digest()[:18])
+    def _mac(self, payload: str, key: bytes | None = None) -> str:
+        return _b64(hmac.new(key or self._key, f"letter:{payload}".encode(), hashlib.sha256).digest()[:18])
 
     def token(self, link: LetterLink, now: datetime) -> str:
         expires = int((now + self.lifetime).timestamp())
@@ -45,7 +46,8 @@ class LetterLinks:
 
     def read(self, token: str, now: datetime) -> LetterLink | None:
         payload, _, mac = token.partition(".")
-        if not payload or not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
+        if not payload or not any(hmac.compare_digest(mac.encode(), self._mac(payload, key).encode())
+                                  for key in (self._key, *self._old_keys)):
             return None
         try:
             kind, ident, version, expires = _unb64(payload).decode().split(".")

@@ -97,8 +97,14 @@ class TwilioGateway(_HttpGateway):
                          headers={"Authorization": self.authorization})
 
 
-def make_gateway(config: Config, out: TextIO | None = None) -> SmsGateway:
+def make_gateway(config: Config, out: TextIO | None = None, serving: bool = False) -> SmsGateway:
+    """The configured gateway. `serving`: for `run` with LINE or Telegram, where the console
+    gateway is refused: it would print strangers' one-time codes and new accounts' passwords on
+    this machine's output (and its logs), and nobody would get them by SMS."""
     if config.sms_provider == "console":
+        if serving and (config.telegram_enabled or config.line_enabled):
+            raise ConfigError("KIDDIARY_SMS_PROVIDER", "'console' prints one-time codes and passwords on this "
+                              "machine instead of sending them: with LINE or Telegram on, set webhook or twilio")
         return ConsoleGateway(out)
     if config.sms_provider == "webhook":
         if not config.sms_url:

@@ -85,7 +85,7 @@ async def issue(turn: Turn, reg: Registration) -> Document:
 async def sealed_for(turn: Turn, inspection: Inspection) -> tuple[Registration, Seal] | Invalid | None:
     """The registration a returned letter's QR seal names, if it is one of this officer's
     awaiting a signed letter; Invalid for an altered seal or someone else's; None: no seal."""
-    seals = [unseal(turn.settings.seal_key, text) for text in inspection.qr_texts]
+    seals = [unseal(turn.settings.seal_key, text, turn.settings.old_seal_keys) for text in inspection.qr_texts]
     valid = [s for s in seals if isinstance(s, Seal)]
     if not valid:
         return next((s for s in seals if isinstance(s, Invalid)), None)

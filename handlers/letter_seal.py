@@ -35,8 +35,10 @@ def seal(key: bytes, ref: str, version: int) -> str:
     return f"{PREFIX}.{ref}.{version}.{_mac(key, ref, version)}"
 
 
-def unseal(key: bytes, payload: str) -> Seal | Invalid | None:
-    """The seal in a QR payload; Invalid when it is ours but altered; None when it is not ours."""
+def unseal(key: bytes, payload: str, old_keys: tuple[bytes, ...] = ()) -> Seal | Invalid | None:
+    """The seal in a QR payload; Invalid when it is ours but altered; None when it is not ours.
+    A seal made under an older key (before `kiddiary-bot rotate-key`) is still valid while that
+    key is configured: letters printed before the rotation come back after it."""
     payload = payload.strip()
     if not _LOOKS_OURS.match(payload):
         return None
@@ -44,6 +46,6 @@ def unseal(key: bytes, payload: str) -> Seal | Invalid | None:
     if match is None:
         return Invalid("letter_tampered")
     ref, version, mac = match.group(1), int(match.group(2)), match.group(3)
-    if not hmac.compare_digest(mac, _mac(key, ref, version)):
+    if not any(hmac.compare_digest(mac, _mac(k, ref, version)) for k in (key, *old_keys)):
         return Invalid("letter_tampered")
     return Seal(ref, version)

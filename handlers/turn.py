@@ -24,6 +24,7 @@ class CoreSettings:
     admins: frozenset[Address] = frozenset()
     reviewers: frozenset[Address] = frozenset()
     seal_key: bytes = field(default=b"", repr=False)  # signs the QR seal on letters (storage.Crypto.signing_key)
+    old_seal_keys: tuple[bytes, ...] = field(default=(), repr=False)  # seals made before a key rotation
     review_chats: tuple[Address, ...] = ()  # where new submissions are announced
     reminder_days: tuple[int, ...] = (7, 3, 1)  # reminders go this many days before the deadline
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import asynccontextmanager
@@ -62,6 +63,14 @@ class OutsideTransaction(RuntimeError):
     """A repository method was called without `async with repo.transaction()`: a bug."""
 
 
+class DatabaseUnavailable(Exception):
+    """The database file cannot be opened or set up (a corrupt file, a folder the process may
+    not write): the command line says so in one line and stops."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"cannot open the database {path}: {reason}")
+
+
 class Database:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
@@ -75,15 +84,27 @@ class Database:
 
     @classmethod
     async def open(cls, path: Path | str) -> Database:
-        """Open (creating if needed) the database and apply pending migrations."""
-        db = await aiosqlite.connect(path, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before the reply that acknowledges it is sent.
-        await db.execute("PRAGMA synchronous=FULL")
-        await db.execute("PRAGMA foreign_keys=ON")
-        await db.execute("PRAGMA busy_timeout=10000")
-        await _migrate(db)
+        """Open (creating if needed, readable by the owner only) the database and apply pending
+        migrations. Any failure closes the connection before raising DatabaseUnavailable: an open
+        aiosqlite connection is a thread that would keep the process alive after the error."""
+        try:
+            _owner_only(Path(path))
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as e:
+            raise DatabaseUnavailable(path, _reason(e)) from e
+        try:
+            db.row_factory = sqlite3.Row
+            await db.execute("PRAGMA busy_timeout=10000")  # first: another process may be creating it too
+            await db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk before the reply that acknowledges it is sent.
+            await db.execute("PRAGMA synchronous=FULL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await _migrate(db)
+        except BaseException as e:
+            await db.close()
+            if isinstance(e, (OSError, sqlite3.Error)):
+                raise DatabaseUnavailable(path, _reason(e)) from e
+            raise
         return cls(db)
 
     async def close(self) -> None:
@@ -192,6 +213,25 @@ class Database:
         if not self._inside.get():
             raise OutsideTransaction(sql.split()[0])
         return list(await self._db.execute_fetchall(sql, tuple(params)))  # one trip to SQLite's thread
+
+
+def _owner_only(path: Path) -> None:
+    """Create the database file with mode 600 before SQLite does (it would use 644), and take
+    group and others' access from one made before; SQLite gives its -wal and -shm files the
+    database's mode."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if part.stat().st_mode & 0o077 and part.stat().st_uid == os.geteuid():
+                part.chmod(0o600)
+        except FileNotFoundError:
+            pass
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
 
 
 # --- migrations ----------------------------------------------------------------------

@@ -29,9 +29,13 @@ class UploadStore:
         target = self.root / relative
         if target.exists():
             return relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        token = self._crypto.encrypt_bytes(data)
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        self._write(target, self._crypto.encrypt_bytes(data))
+        return relative
+
+    def _write(self, target: Path, token: bytes) -> None:
+        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")  # mode 600
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(token)
@@ -41,7 +45,6 @@ class UploadStore:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        return relative
 
     def get(self, relative: str) -> bytes:
         return self._crypto.decrypt_bytes((self.root / relative).read_bytes())
@@ -66,3 +69,18 @@ class UploadStore:
             if relative not in keep and path.is_file() and path.stat().st_mtime < cutoff:
                 found.append(relative)
         return sorted(found)
+    def stored(self) -> list[str]:
+        """Every stored file (relative paths, sorted): what a key rotation walks, orphans included."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.relative_to(self.root).as_posix() for p in self.root.glob("*/*.bin"))
+
+    def rotate(self, relative: str) -> bool:
+        """Encrypt one stored file again under the current key, replacing it atomically; False
+        when it already was (a resumed rotation passes over the files it did)."""
+        target = self.root / relative
+        token = target.read_bytes()
+        if self._crypto.is_current(token):
+            return False
+        self._write(target, self._crypto.rotate(token))
+        return True

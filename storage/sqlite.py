@@ -26,6 +26,7 @@ from storage.directory import DirectoryStore
 from storage.erasure import ErasureStore
 from storage.events import EventStore
 from storage.export_pages import ExportPages
+from storage.keys import KeyStore, phone_ref
 from storage.models import Conversation, Registration, School, SignedLetter, UsernameTaken
 from storage.otp import OtpStore
 from storage.outbox import OutboxStore
@@ -68,6 +69,7 @@ class Repository:
         self.export = ExportPages(db, self._registration)  # opens its own short transactions
         self.search = SearchStore(db, crypto, self._registration)  # /find, each query by its index
         self.reviewing = ReviewStore(db, crypto, self._registration)  # reviewers as people; standing approvals
+        self.keys = KeyStore(db, crypto)  # which key the data is under; key rotation
 
     @classmethod
     async def open(cls, path: Path | str, crypto: Crypto) -> Repository:
@@ -151,7 +153,7 @@ class Repository:
 
     def phone_ref(self, phone: str) -> str:
         """A phone number as the outbox names an SMS recipient: a keyed hash, never the number."""
-        return self._crypto.index("phone", phone)[:24]
+        return phone_ref(self._crypto, phone)
 
     # --- registrations -----------------------------------------------------------------
 

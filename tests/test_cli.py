@@ -262,6 +262,8 @@ async def test_run_serves_telegram_and_line_together_and_stops_cleanly(tmp_path)
         KIDDIARY_LINE_CHANNEL_SECRET=CHANNEL_SECRET, KIDDIARY_LINE_CHANNEL_ACCESS_TOKEN=ACCESS_TOKEN,
         KIDDIARY_LINE_API_URL=line.url, KIDDIARY_LINE_DATA_API_URL=line.url,
         KIDDIARY_HTTP_PORT=str(port), KIDDIARY_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        # Not the console gateway: `run` refuses it beside LINE and Telegram. Nothing is sent here.
+        KIDDIARY_SMS_PROVIDER="webhook", KIDDIARY_SMS_URL="http://127.0.0.1:9/sms",
     )
     proc = await asyncio.create_subprocess_exec(str(SCRIPT), "run", cwd=tmp_path, env=env,
                                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

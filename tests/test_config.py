@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_config, with_secret_key
+from bot.config import ConfigError, load_config
+from bot.data_dir import with_keys
 from handlers.messages import Address
 
 
@@ -48,7 +49,31 @@ def test_console_sms_refused_in_production():
 
 def test_a_configured_secret_key_is_used_and_checked(tmp_path):
     config = load_config({"KIDDIARY_DATA_DIR": str(tmp_path), "KIDDIARY_SECRET_KEY": "k" * 40}, dotenv=None)
-    assert with_secret_key(config).secret_key == "k" * 40
+    assert with_keys(config).secret_key == "k" * 40
     assert not (tmp_path / "secret.key").exists()
     with pytest.raises(ConfigError):
-        with_secret_key(load_config({"KIDDIARY_SECRET_KEY": "k" * 10}, dotenv=None))
+        with_keys(load_config({"KIDDIARY_SECRET_KEY": "k" * 10}, dotenv=None))
+    with pytest.raises(ConfigError) as error:
+        with_keys(load_config({"KIDDIARY_SECRET_KEY": "k" * 40, "KIDDIARY_OLD_SECRET_KEYS": "o" * 40 + ",short"},
+                              dotenv=None))
+    assert error.value.variable == "KIDDIARY_OLD_SECRET_KEYS"
+
+
+def test_an_unparseable_dotenv_line_is_fatal_and_its_text_not_repeated(tmp_path):
+    """python-dotenv skips such a line with a warning: a skipped KIDDIARY_SECRET_KEY would have
+    started the bot without its key."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text('KIDDIARY_HTTP_PORT=9000\nKIDDIARY_SECRET_KEY="s3cret-s3cret-s3cret-s3cret-s3cret\n')
+    with pytest.raises(ConfigError) as error:
+        load_config({}, dotenv=dotenv)
+    assert "line 2 (KIDDIARY_SECRET_KEY)" in str(error.value) and "s3cret" not in str(error.value)
+    dotenv.write_text("KIDDIARY_HTTP_PORT=9000\nnot a setting at all\n")
+    with pytest.raises(ConfigError, match="line 2 cannot be read"):
+        load_config({}, dotenv=dotenv)
+
+
+def test_a_dotenv_that_is_not_utf8_is_named(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_bytes("KIDDIARY_HTTP_PORT=9000\nKIDDIARY_SIGN_IN_URL=https://ตัวอย่าง.th\n".encode("cp874"))
+    with pytest.raises(ConfigError, match="line 2 is not UTF-8"):
+        load_config({}, dotenv=dotenv)

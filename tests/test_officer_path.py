@@ -98,7 +98,7 @@ async def test_send_a_new_photo_from_the_middle_of_another_draft(reviewing, sms)
     assert (await registrations(officer))[0].status == "rejected"
 
     await officer.send(Kind.BUTTON, payload=f"reg:photo:{first}")
-    assert officer.said("ask_letter", signatory=t("signatory_obec", "th"))
+    assert officer.said("ask_letter", signatory=t("signatory_school", "th", position="ผู้อำนวยการโรงเรียนบ้านหนองบัว"))
     await send(officer, without_qr(pdf))
     assert officer.said("letter_received_unverified", ref=first)
     regs = await registrations(officer)

@@ -256,7 +256,7 @@ async def test_admin_shows_and_erases_by_reference_audited(staffed, sms, files):
     ("boss", "admins-group", "/data_show {ref}", "privacy_admin_private"),
     ("boss", None, "/data_show", "privacy_admin_usage"),
     ("boss", None, "/data_erase {ref} {ref}", "privacy_admin_usage"),
-    ("boss", None, "/data_erase " + "K" * 5000, "privacy_admin_usage"),
+    ("boss", None, "/data_erase " + "K" * 4000, "privacy_admin_usage"),  # (over 5,000: refused on length)
     ("boss", None, "/data_erase KD-0000-0000", "review_unknown"),
 ])
 async def test_admin_commands_refused_and_nothing_changed(staffed, sms, who, where, command, key):

@@ -18,8 +18,9 @@ from bot.pacing import Timer
 from bot.provision_http import HttpProvisioner
 from bot.retention import RetentionJob
 from bot.sms import SmsSender
-from handlers.dispatch import Dispatcher, SmsGateway, utc_now
+from handlers.dispatch import Dispatcher, utc_now
 from handlers.provisioning import Provisioner, SchoolCodeProvisioner
+from handlers.sms_gateway import SmsGateway
 from handlers.turn import CoreSettings
 from storage import Crypto, Repository, UploadStore
 

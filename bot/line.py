@@ -47,7 +47,8 @@ from bot.links import LetterLinks
 from bot.pacing import Pace
 from bot.sender import Policy
 from handlers.attachments import MAX_BYTES
-from handlers.dispatch import Dispatcher, KeyedLocks, utc_now
+from handlers.dispatch import Dispatcher, utc_now
+from handlers.locks import KeyedLocks
 from handlers.messages import Attachment, Inbound, Kind
 from storage import Repository
 

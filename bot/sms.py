@@ -23,8 +23,9 @@ import aiohttp
 
 from bot.config import Config, ConfigError
 from bot.sender import Policy, Refused, Result, Retry, Sent, Unit, backoff
-from handlers.dispatch import SMS, Dispatcher, SmsError, SmsGateway, SmsOutcomeUnknown
+from handlers.dispatch import SMS, Dispatcher
 from handlers.messages import decode_sms
+from handlers.sms_gateway import SmsError, SmsGateway, SmsOutcomeUnknown
 from handlers.validation import local_phone, mask_phone
 from storage import OutboxRow
 

@@ -42,7 +42,8 @@ from bot.letter_files import LetterFiles
 from bot.pacing import Pace
 from bot.sender import Policy, Refused, Result, Retry, Sent, Unit, Unreachable, backoff
 from handlers import command_menu
-from handlers.dispatch import Dispatcher, KeyedLocks
+from handlers.dispatch import Dispatcher
+from handlers.locks import KeyedLocks
 from handlers.messages import Attachment, Choice, Inbound, Kind, Outbound, SharedContact, decode, split_text
 from templates import DEFAULT_LANGUAGE, LANGUAGES
 

@@ -15,17 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from handlers import attachments, conversation, directory, directory_import, letter_check, otp
+from handlers.locks import KeyedLocks
 from handlers.messages import Address, Inbound, Kind, Outbound, Sms, encode, encode_sms
 from handlers.normalize import well_formed
 from handlers.photo_gate import PhotoGate
 from handlers.provisioning import Account, Provisioner, hash_password
+from handlers.sms_gateway import SmsError, SmsGateway
 from handlers.steps import State
 from handlers.turn import CoreSettings, Turn
 from handlers.validation import Invalid, mask_phone
@@ -34,46 +34,6 @@ from storage.models import ANSWER, APPROVED, NOTICE, OutboxRow, UsernameTaken
 from templates import DEFAULT_LANGUAGE, LANGUAGES, text
 
 log = logging.getLogger(__name__)
-
-
-class SmsError(Exception):
-    """The gateway could not deliver a message (after its own retries)."""
-
-
-class SmsOutcomeUnknown(SmsError):
-    """The gateway may or may not have sent the message (a timeout, a dropped connection, a 5xx
-    that is not "try later"). Not sent again; a code in it counts against the limits."""
-
-
-class SmsGateway(Protocol):
-    async def send(self, phone: str, text: str, key: str | None = None) -> None:
-        """Send `text` to `phone` (E.164); raise SmsError when it cannot be done. `key` is the
-        same for every try of one message, for gateways that drop repeats."""
-
-
-class KeyedLocks:
-    """One asyncio.Lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: Hashable) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (None, 0))
-        lock = lock or asyncio.Lock()
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
 
 
 Busy = Callable[[], Awaitable[None]]

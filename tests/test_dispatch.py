@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-from handlers.dispatch import KeyedLocks
+from handlers.locks import KeyedLocks
 from handlers.messages import Attachment, Inbound, Kind
 from handlers.steps import STEPS, TOTAL_STEPS, State
 from templates import text as t

@@ -12,7 +12,7 @@ import pytest
 
 from bot.config import ConfigError, load_config
 from bot.sms import TwilioGateway, WebhookGateway, make_gateway
-from handlers.dispatch import SmsError, SmsOutcomeUnknown
+from handlers.sms_gateway import SmsError, SmsOutcomeUnknown
 from tests.fakes.http_service import HANG, FakeService
 from tests.helpers import Officer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from handlers.dispatch import SmsError
+from handlers.sms_gateway import SmsError
 
 
 @dataclass
